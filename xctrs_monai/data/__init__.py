@@ -1,2 +1,25 @@
 # Copyright (c) xctrs-monai contributors
 # Licensed under the Apache License, Version 2.0
+"""Data: synthetic cervical-spine phantoms, datalists with folds, preparation of real CT datasets."""
+
+from __future__ import annotations
+
+from .datalist import assign_folds, load_datalist_items, split_by_fold
+from .io import save_json, save_nifti, save_png
+from .phantom import ANATOMY_SCALE, make_phantom, phantom_affine
+from .phantom_dataset import LABEL_NAMES, phantom_case_seed, write_phantom_dataset
+
+__all__ = [
+    "ANATOMY_SCALE",
+    "LABEL_NAMES",
+    "assign_folds",
+    "load_datalist_items",
+    "make_phantom",
+    "phantom_affine",
+    "phantom_case_seed",
+    "save_json",
+    "save_nifti",
+    "save_png",
+    "split_by_fold",
+    "write_phantom_dataset",
+]
