@@ -8,15 +8,24 @@ from .datalist import assign_folds, load_datalist_items, split_by_fold
 from .io import save_json, save_nifti, save_png
 from .phantom import ANATOMY_SCALE, make_phantom, phantom_affine
 from .phantom_dataset import LABEL_NAMES, phantom_case_seed, write_phantom_dataset
+from .prepare import LABEL_PRESETS, CaseSkipped, SourceCase, find_cases, load_volume, prepare_case, prepare_dataset, resolve_label_mapping
 
 __all__ = [
     "ANATOMY_SCALE",
+    "CaseSkipped",
     "LABEL_NAMES",
+    "LABEL_PRESETS",
+    "SourceCase",
     "assign_folds",
+    "find_cases",
+    "load_volume",
     "load_datalist_items",
     "make_phantom",
     "phantom_affine",
     "phantom_case_seed",
+    "prepare_case",
+    "prepare_dataset",
+    "resolve_label_mapping",
     "save_json",
     "save_nifti",
     "save_png",
