@@ -8,6 +8,7 @@ from .datalist import assign_folds, load_datalist_items, split_by_fold
 from .io import save_json, save_nifti, save_png
 from .phantom import ANATOMY_SCALE, make_phantom, phantom_affine
 from .phantom_dataset import LABEL_NAMES, phantom_case_seed, write_phantom_dataset
+from .preview import spine_montage
 from .prepare import LABEL_PRESETS, CaseSkipped, SourceCase, find_cases, load_volume, prepare_case, prepare_dataset, resolve_label_mapping
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "save_json",
     "save_nifti",
     "save_png",
+    "spine_montage",
     "split_by_fold",
     "write_phantom_dataset",
 ]

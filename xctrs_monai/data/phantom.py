@@ -483,7 +483,7 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
     skull_c, skull_r = (0.0, -8.0, 56.0), (62.0, 80.0, 46.0)
     f_skull_out = _ellipsoid(lx, ly, lz, skull_c, skull_r) * s
     f_scalp = f_skull_out - 6.0 * s
-    f_face = _ellipsoid(lx, ly, lz, (0.0, 30.0, -5.0), (56.0, 48.0, 36.0)) * s
+    f_face = _ellipsoid(lx, ly, lz, (0.0, 24.0, -10.0), (52.0, 46.0, 32.0)) * s
     f_body = _union(f_neck, f_scalp, f_face)
     fat_t = float(rng.uniform(3.0, 8.0)) * s
 

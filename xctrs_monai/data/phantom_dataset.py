@@ -103,9 +103,9 @@ def write_phantom_dataset(
                 save_nifti(labels, affine, label)
                 made += 1
             if need_png:
-                from xctrs_monai.data.preview import phantom_montage
+                from xctrs_monai.data.preview import spine_montage
 
-                save_png(phantom_montage(ct, labels, spacing=float(spacing)), png)
+                save_png(spine_montage(ct, labels, spacing=float(spacing)), png)
         items.append(
             {"image": f"images/{case}.nii.gz", "label": f"labels/{case}.nii.gz", "fold": folds[i], "case_id": case, "seed": case_seed}
         )
