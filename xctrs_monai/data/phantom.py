@@ -474,26 +474,30 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
     z_inlet = frames[7].origin[2] - 8.0 * s
     widen = np.maximum(z_inlet - grid.coords, 0.0).astype(np.float32)[None, None, :]
     f_neck = _ellipse2d(x, y, (spine_x, spine_y + neck_dy), (neck_ax + 2.2 * widen, neck_ay + 0.3 * widen))
-    hx, hy, hz = head.origin
-    hr = head.rot.astype(np.float32)
-    lx = hr[0, 0] * (x - hx) + hr[1, 0] * (y - hy) + hr[2, 0] * (z - hz)
-    ly = hr[0, 1] * (x - hx) + hr[1, 1] * (y - hy) + hr[2, 1] * (z - hz)
-    lz = hr[0, 2] * (x - hx) + hr[1, 2] * (y - hy) + hr[2, 2] * (z - hz)
-    lx, ly, lz = lx / s, ly / s, lz / s
+    # head outline (skull + scalp) and face/jaw soft tissue, evaluated only in their bounding boxes
     skull_c, skull_r = (0.0, -8.0, 56.0), (62.0, 80.0, 46.0)
-    f_skull_out = _ellipsoid(lx, ly, lz, skull_c, skull_r) * s
-    f_scalp = f_skull_out - 6.0 * s
-    f_face = _ellipsoid(lx, ly, lz, (0.0, 24.0, -10.0), (52.0, 46.0, 32.0)) * s
-    f_body = _union(f_neck, f_scalp, f_face)
+    scalp = 6.0
+    f_body = f_neck.copy()
+    skull_box = tuple(np.subtract(skull_c, skull_r) - scalp - 2.0), tuple(np.add(skull_c, skull_r) + scalp + 2.0)
+    sl_skull, loc = head.local(grid, *skull_box)
+    f_skull_out = None
+    if sl_skull is not None:
+        f_skull_out = _ellipsoid(*loc, skull_c, skull_r) * s
+        np.minimum(f_body[sl_skull], f_skull_out - scalp * s, out=f_body[sl_skull])
+    face_c, face_r = (0.0, 24.0, -10.0), (52.0, 46.0, 32.0)
+    sl, loc = head.local(grid, tuple(np.subtract(face_c, face_r) - 2.0), tuple(np.add(face_c, face_r) + 2.0))
+    if sl is not None:
+        np.minimum(f_body[sl], _ellipsoid(*loc, face_c, face_r) * s, out=f_body[sl])
     fat_t = float(rng.uniform(3.0, 8.0)) * s
 
     ct = np.full((size,) * 3, -1000.0, dtype=np.float32)
     _paint(ct, f_body, hu_fat, w)
     tex = torch.from_numpy(rng.standard_normal((1, 1, 6, 6, 6)).astype(np.float32))
     tex = torch.nn.functional.interpolate(tex, size=(size,) * 3, mode="trilinear", align_corners=True)[0, 0].numpy()
-    _paint(ct, f_body + fat_t, hu_soft + 6.0 * tex, w)
-    f_brain = f_skull_out + 5.0 * s
-    _paint(ct, f_brain, hu_brain, w)
+    f_body += fat_t
+    _paint(ct, f_body, hu_soft + 6.0 * tex, w)
+    if f_skull_out is not None:
+        _paint(ct, f_skull_out + 5.0 * s, hu_brain, w, sl_skull)
 
     # airway: pharynx -> larynx -> trachea, anterior to the bodies, from the skull base down
     zb = grid.coords
@@ -564,22 +568,15 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
     hyoid_c = (0.0, dims[3].by + 26.0, -2.0)
     bones.add(11, f3, lambda a, b, c: _intersect(_ring(a, b, c, hyoid_c, (15.0, 10.0), 1.8, 2.5), -(b - hyoid_c[1] + 2.0)), ((-20.0, dims[3].by + 10.0, -8.0), (20.0, dims[3].by + 40.0, 4.0)))
 
-    # clavicles (world frame anchored on T1, label 0)
-    def _clav(sg):
-        a = f1.to_world((sg * 12.0, 48.0, -8.0)) / s
-        b = f1.to_world((sg * 78.0, 10.0, 18.0)) / s
-        return lambda p, q, r: _capsule(p, q, r, a, b, 6.0)
-
-    ident = _Frame(np.zeros(3), np.eye(3), s)
+    # clavicles, in the T1 frame (label 0)
     for k, sg in enumerate((-1.0, 1.0)):
-        a = f1.to_world((sg * 12.0, 48.0, -8.0)) / s
-        b = f1.to_world((sg * 78.0, 10.0, 18.0)) / s
-        bones.add(12 + k, ident, _clav(sg), (np.minimum(a, b) - 8.0, np.maximum(a, b) + 8.0))
+        p0, p1 = (sg * 12.0, 48.0, -8.0), (sg * 78.0, 10.0, 18.0)
+        box = (np.minimum(p0, p1) - 7.0, np.maximum(p0, p1) + 7.0)
+        bones.add(12 + k, f1, lambda p, q, r, p0=p0, p1=p1: _capsule(p, q, r, p0, p1, 6.0), box)
 
     # composite bone (box-filtered cortical/cancellous profile) and read the labels
-    canc = np.zeros(256, dtype=np.float32)
-    canc[:] = hu_canc
-    canc[1:14] = hu_canc + rng.normal(0.0, 25.0, size=13)
+    canc = np.full(256, hu_canc, dtype=np.float32)  # cancellous HU per bone object
+    canc[1:14] += rng.normal(0.0, 25.0, size=13).astype(np.float32)
     m = bones.f < 0.5 * w
     fb = bones.f[m]
     out = np.clip((fb + 0.5 * w) / w, 0.0, 1.0)
