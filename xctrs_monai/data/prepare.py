@@ -268,13 +268,31 @@ def _read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return _itk_to_numpy(reader.GetOutput())
 
 
-def load_volume(path: str | os.PathLike, is_label: bool = False) -> tuple[np.ndarray, np.ndarray]:
+class _LazyVolume:
+    """A NIfTI image read block by block (``vol[sx, sy, sz]`` -> float32), so a large CT is never loaded whole."""
+
+    def __init__(self, proxy) -> None:
+        self.proxy = proxy
+        self.shape = tuple(proxy.shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, sl: tuple[slice, ...]) -> np.ndarray:
+        try:
+            block = np.asarray(self.proxy[tuple(sl) + (0,) * (self.ndim - len(sl))], dtype=np.float32)
+        except Exception as e:  # a truncated or corrupt file shows only when read
+            raise CaseSkipped(f"unreadable: {type(e).__name__}: {e}") from e
+        return block
+
+
+def load_volume(path: str | os.PathLike, is_label: bool = False, lazy: bool = False) -> tuple[Any, np.ndarray]:
     """Read a volume and its RAS affine: NIfTI (nibabel), a DICOM series folder or another ITK format.
 
     Args:
         path: a ``.nii``/``.nii.gz`` file, a folder holding one DICOM series, or an ITK-readable
             file (``.mha``, ``.nrrd``...).
-        is_label: read integer labels (rounded) instead of float32 intensities. Defaults to False.
+        is_label: read integer labels (rounded, int32) instead of float32 intensities. Defaults to False.
+        lazy: for NIfTI intensities, return an object with ``shape`` whose ``[sx, sy, sz]`` slicing reads
+            only that block (float32). Defaults to False.
 
     Returns:
         ``(array, affine)``: the voxel array (``XYZ`` for a volume) and the ``4x4`` voxel-to-RAS-mm
@@ -291,8 +309,10 @@ def load_volume(path: str | os.PathLike, is_label: bool = False) -> tuple[np.nda
             import nibabel as nib
 
             img = nib.load(str(path))
-            arr = np.asanyarray(img.dataobj) if is_label else img.get_fdata(dtype=np.float32)
             aff = np.asarray(img.affine, dtype=np.float64)
+            if lazy and not is_label:
+                return _LazyVolume(img.dataobj), aff
+            arr = np.asanyarray(img.dataobj) if is_label else img.get_fdata(dtype=np.float32)
         else:
             import itk
 
@@ -302,16 +322,30 @@ def load_volume(path: str | os.PathLike, is_label: bool = False) -> tuple[np.nda
     except Exception as e:  # any reader failure makes the case unreadable, never the run
         raise CaseSkipped(f"unreadable: {type(e).__name__}: {e}") from e
     if is_label:
-        arr = np.rint(np.asarray(arr, dtype=np.float64)).astype(np.int64)
-    return np.asarray(arr, dtype=np.int64 if is_label else np.float32), aff
+        arr = np.asarray(arr)
+        return (arr if np.issubdtype(arr.dtype, np.integer) else np.rint(arr)).astype(np.int32), aff
+    return np.asarray(arr, dtype=np.float32), aff
 
 
-def _as_3d(arr: np.ndarray, what: str) -> np.ndarray:
-    while arr.ndim > 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise CaseSkipped(f"wrong dimensionality: {what} has shape {tuple(arr.shape)}, expected a 3D volume")
-    return arr
+def _shape_3d(shape: Sequence[int], what: str) -> tuple[int, int, int]:
+    shape = tuple(int(n) for n in shape)
+    core = shape[:3] if len(shape) >= 3 and all(n == 1 for n in shape[3:]) else shape
+    if len(core) != 3:
+        raise CaseSkipped(f"wrong dimensionality: {what} has shape {shape}, expected a 3D volume")
+    return core
+
+
+def _map_labels(lab: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
+    """Source ids -> 1..7 (others 0) through a lookup table."""
+    top = max(mapping)
+    lut = np.zeros(top + 1, dtype=np.uint8)
+    for src, dst in mapping.items():
+        if src >= 0:
+            lut[src] = dst
+    valid = (lab >= 0) & (lab <= top)
+    out = np.zeros(lab.shape, dtype=np.uint8)
+    out[valid] = lut[lab[valid]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +360,7 @@ def _world_box(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _resample(
-    src: np.ndarray, src_affine: np.ndarray, out_affine: np.ndarray, size: int, order: int, cval: float, spacing: float
+    src: np.ndarray | _LazyVolume, src_affine: np.ndarray, out_affine: np.ndarray, size: int, order: int, cval: float, spacing: float
 ) -> np.ndarray:
     """Sample ``src`` on the output grid (``size``^3 voxels of ``out_affine``); only the needed source block is touched."""
     from scipy import ndimage
@@ -334,12 +368,13 @@ def _resample(
     m = np.linalg.inv(src_affine) @ out_affine  # output voxel -> source voxel
     corners = np.array([[a, b, c, 1.0] for a in (0, size - 1) for b in (0, size - 1) for c in (0, size - 1)])
     src_c = (m @ corners.T).T[:, :3]
-    lo = np.clip(np.floor(src_c.min(0)).astype(int) - 2, 0, np.array(src.shape))
-    hi = np.clip(np.ceil(src_c.max(0)).astype(int) + 3, 0, np.array(src.shape))
+    shape = np.array(src.shape[:3])
+    lo = np.clip(np.floor(src_c.min(0)).astype(int) - 2, 0, shape)
+    hi = np.clip(np.ceil(src_c.max(0)).astype(int) + 3, 0, shape)
     dtype = np.float32 if order > 0 else src.dtype
     if np.any(hi <= lo):
         return np.full((size,) * 3, cval, dtype=dtype)
-    block = src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    block = src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]  # reads only this block of a lazy NIfTI
     if order > 0:
         block = block.astype(np.float32)
         vox = np.linalg.norm(src_affine[:3, :3], axis=0)
@@ -386,15 +421,15 @@ def prepare_case(
     """
     if case.problem:
         raise CaseSkipped(case.problem)
-    ct, ct_aff = load_volume(case.image)
-    ct = _as_3d(ct, "image")
+    ct, ct_aff = load_volume(case.image, lazy=True)
+    ct_shape = _shape_3d(ct.shape, "image")
+    if ct.ndim > 3 and isinstance(ct, np.ndarray):
+        ct = ct.reshape(ct_shape)
     lab, lab_aff = load_volume(case.label, is_label=True)
-    lab = _as_3d(lab, "label")
-    if ct.shape != lab.shape:
-        raise CaseSkipped(f"shape mismatch: image {tuple(ct.shape)} vs label {tuple(lab.shape)}")
-    mapped = np.zeros(lab.shape, dtype=np.uint8)
-    for src, dst in mapping.items():
-        mapped[lab == src] = dst
+    lab = lab.reshape(_shape_3d(lab.shape, "label"))
+    if ct_shape != lab.shape:
+        raise CaseSkipped(f"shape mismatch: image {ct_shape} vs label {tuple(lab.shape)}")
+    mapped = _map_labels(lab, mapping)
     if not mapped.any():
         present = sorted(int(v) for v in np.unique(lab) if v != 0)[:20]
         raise CaseSkipped(f"no cervical labels: source ids {present} hold none of {sorted(mapping)}")
