@@ -1,0 +1,59 @@
+# Copyright (c) xctrs-monai contributors
+# Licensed under the Apache License, Version 2.0
+"""A tiny inference bundle for the app tests: phantom radiographs, a small config override, a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigParser
+from monai.data import MetaTensor
+
+from xctrs_monai.data import make_phantom
+from xctrs_monai.transforms.drr import BiplanarDRR
+from xctrs_monai.transforms.xray import canonical_to_display
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transforms"))
+from test_load_xray import write_dicom, write_png  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+INFERENCE = str(REPO / "bundle" / "configs" / "inference.json")
+IMG_SIZE, SPACING = 16, 8.0
+TINY = {
+    "img_size": IMG_SIZE,
+    "spacing": SPACING,
+    "recon_channels": [4, 4, 4, 4],
+    "seg_channels": [8, 8, 8, 8],
+    "network_def#recon_volume_channels": [4, 4, 4, 4],
+    "device": "$torch.device('cpu')",
+}
+
+
+def build_network(config_files):
+    parser = ConfigParser()
+    parser.read_config(config_files)
+    return parser.get_parsed_content("network_def")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """Files: ``ap``/``la`` DICOMs (MONOCHROME2 / MONOCHROME1), ``override`` json, ``checkpoint`` (state dict)."""
+    root = tmp_path_factory.mktemp("tiny_bundle")
+    override = root / "tiny.json"
+    override.write_text(json.dumps(TINY))
+    ct, _, affine = make_phantom(5, size=IMG_SIZE, spacing=SPACING)
+    ap, la = BiplanarDRR()(MetaTensor(torch.as_tensor(ct)[None], affine=torch.as_tensor(affine)))
+    files = {"root": root, "override": str(override), "configs": [INFERENCE, str(override)]}
+    for view, drr, photometric in (("ap", ap, "MONOCHROME2"), ("la", la, "MONOCHROME1")):
+        display = canonical_to_display(drr.as_tensor(), view)[0].numpy()
+        files[view] = str(write_dicom(root / f"{view}.dcm", display, drr.meta["pixel_spacing"][0], photometric))
+        files[f"{view}_png"] = str(write_png(root / f"{view}.png", display, 16))
+    torch.manual_seed(0)
+    network = build_network(files["configs"])
+    files["checkpoint"] = str(root / "model.pt")
+    torch.save(network.state_dict(), files["checkpoint"])
+    return files
