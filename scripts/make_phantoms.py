@@ -16,7 +16,9 @@ import fire
 from xctrs_monai.data import write_phantom_dataset
 
 
-def main(out: str, n: int = 20, seed: int = 0, size: int = 128, spacing: float = 1.0, n_folds: int = 10, preview: bool = False) -> None:
+def main(
+    out: str, n: int = 20, seed: int = 0, size: int = 128, spacing: float = 1.0, n_folds: int = 10, preview: bool = False
+) -> None:
     """Write ``n`` phantoms into ``out`` (images/, labels/, datalist.json; previews/ with ``--preview``).
 
     Args:

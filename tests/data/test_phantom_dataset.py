@@ -37,9 +37,8 @@ def test_layout_and_datalist(dataset):
 
 def test_monai_loading_keeps_array_and_affine(dataset):
     items = load_decathlon_datalist(dataset, data_list_key="training")
-    load = Compose(
-        [LoadImaged(keys=["image", "label"]), EnsureChannelFirstd(keys=["image", "label"]), Orientationd(keys=["image", "label"], axcodes="RAS")]
-    )
+    keys = ["image", "label"]
+    load = Compose([LoadImaged(keys=keys), EnsureChannelFirstd(keys=keys), Orientationd(keys=keys, axcodes="RAS")])
     data = load(items[1])
     ct, labels, affine = make_phantom(phantom_case_seed(3, 1), SIZE, SPACING)
     np.testing.assert_array_equal(data["image"][0].numpy(), np.rint(ct))

@@ -119,7 +119,7 @@ def source(tmp_path_factory):
 def prepared(source, tmp_path_factory):
     root, _ = source
     out = tmp_path_factory.mktemp("prepared")
-    summary = prepare_dataset(out, images_dir=root / "images", labels_dir=root / "labels", spacing=SPACING, size=SIZE, n_folds=3)
+    summary = prepare_dataset(out, root / "images", root / "labels", spacing=SPACING, size=SIZE, n_folds=3)
     return out, summary
 
 
@@ -163,7 +163,7 @@ def test_second_run_does_no_work(prepared, source):
     root, _ = source
     files = sorted(out.rglob("*.nii.gz"))
     mtimes = [f.stat().st_mtime_ns for f in files]
-    summary = prepare_dataset(out, images_dir=root / "images", labels_dir=root / "labels", spacing=SPACING, size=SIZE, n_folds=3)
+    summary = prepare_dataset(out, root / "images", root / "labels", spacing=SPACING, size=SIZE, n_folds=3)
     assert summary["written"] == [] and sorted(summary["done"]) == ["neck01", "neck02", "neck03"]
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     assert not list(out.rglob(".*.tmp*"))
@@ -214,9 +214,10 @@ def test_explicit_mapping():
     assert resolve_label_mapping("TotalSeg_v2")[50] == 1 and resolve_label_mapping("totalseg_v1")[35] == 7
 
 
-@pytest.mark.parametrize(
-    "labels,match", [("totalseg", "totalseg"), ({50: 8}, "1..7"), ({"a": 1}, "integers"), ({}, "mapping"), ("{oops", "oops")]
-)
+BAD_LABELS = [("totalseg", "totalseg"), ({50: 8}, "1..7"), ({"a": 1}, "integers"), ({}, "mapping"), ("{oops", "oops")]
+
+
+@pytest.mark.parametrize("labels,match", BAD_LABELS)
 def test_bad_label_arguments(labels, match):
     with pytest.raises(ValueError, match=match):
         resolve_label_mapping(labels)

@@ -9,7 +9,16 @@ from .io import save_json, save_nifti, save_png
 from .phantom import ANATOMY_SCALE, make_phantom, phantom_affine
 from .phantom_dataset import LABEL_NAMES, phantom_case_seed, write_phantom_dataset
 from .preview import spine_montage
-from .prepare import LABEL_PRESETS, CaseSkipped, SourceCase, find_cases, load_volume, prepare_case, prepare_dataset, resolve_label_mapping
+from .prepare import (
+    LABEL_PRESETS,
+    CaseSkipped,
+    SourceCase,
+    find_cases,
+    load_volume,
+    prepare_case,
+    prepare_dataset,
+    resolve_label_mapping,
+)
 
 __all__ = [
     "ANATOMY_SCALE",

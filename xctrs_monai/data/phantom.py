@@ -145,7 +145,12 @@ class _Frame:
     def local(self, grid: _Grid, lo_local, hi_local):
         """Slices of the grid that cover the local box, and the local coordinates (ref mm) there."""
         corners = np.array(
-            [[a, b, c] for a in (lo_local[0], hi_local[0]) for b in (lo_local[1], hi_local[1]) for c in (lo_local[2], hi_local[2])]
+            [
+                [a, b, c]
+                for a in (lo_local[0], hi_local[0])
+                for b in (lo_local[1], hi_local[1])
+                for c in (lo_local[2], hi_local[2])
+            ]
         )
         world = np.stack([self.to_world(p) for p in corners])
         sl = grid.slices(world.min(0), world.max(0))
@@ -215,7 +220,8 @@ def _subaxial(x, y, z, d: _Dims):
         ped = _capsule(x, y, z, (s * (d.bx - 2.5), -d.by + 2.0, 0.5), (s * (d.cw + 1.5), yp + 1.0, 0.5), 2.9)
         pillar = _box(x, y, zs, (s * xp, yp, 0.0), (4.2, 5.0, d.bh + 1.6), rounding=1.5)
         lamina = _plate(x, y, z, (s * (d.cw + 0.5), yp - 3.0), (0.0, yc - d.cd - 2.5), 1.6, -1.5, 4.5)
-        tp = _box(x, y, z, (s * (d.bx + 0.5 * d.tp_len - 1.0), -d.by + 2.0, -0.5), (0.5 * d.tp_len + 1.0, 4.2, 3.0), rounding=1.5)
+        tp_c = (s * (d.bx + 0.5 * d.tp_len - 1.0), -d.by + 2.0, -0.5)
+        tp = _box(x, y, z, tp_c, (0.5 * d.tp_len + 1.0, 4.2, 3.0), rounding=1.5)
         if d.foramen_r > 0:
             tp = _subtract(tp, _ellipse2d(x, y, (s * (d.bx + 3.2), -d.by + 2.0), (d.foramen_r, d.foramen_r)))
         f = _smin(f, ped, 1.5)
@@ -226,7 +232,8 @@ def _subaxial(x, y, z, d: _Dims):
     tip = (0.0, y0 - d.spine_len, -1.5 - 0.35 * d.spine_len)
     sp = _capsule(1.25 * x, y, z, (0.0, y0, -1.5), tip, 3.0)
     if d.bifid:
-        sp = _smin(sp, _union(*[_ellipsoid(x, y, z, (s * 2.6, tip[1] - 0.5, tip[2]), (2.3, 3.0, 2.6)) for s in (-1.0, 1.0)]), 1.0)
+        tips = [_ellipsoid(x, y, z, (s * 2.6, tip[1] - 0.5, tip[2]), (2.3, 3.0, 2.6)) for s in (-1.0, 1.0)]
+        sp = _smin(sp, _union(*tips), 1.0)
     else:
         sp = _smin(sp, _ellipsoid(x, y, z, (0.0, tip[1] - 1.0, tip[2]), (3.5, 3.5, 3.2)), 1.0)
     f = _smin(f, sp, 1.5)
@@ -412,7 +419,17 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
 
     # ---- the column: C7 .. C2 centres along a lordotic curve (in ref mm, frame-free first)
     dims = {lvl: _subaxial_dims(lvl, gs, rng) for lvl in range(3, 9)}
-    c2 = _Dims(bx=8.8 * gs, by=8.0 * gs, bh=10.0 * gs, cw=12.3 * gs, cd=8.0 * gs, spine_len=14.0 * gs, tp_len=0.0, foramen_r=2.6 * gs, bifid=True)
+    c2 = _Dims(
+        bx=8.8 * gs,
+        by=8.0 * gs,
+        bh=10.0 * gs,
+        cw=12.3 * gs,
+        cd=8.0 * gs,
+        spine_len=14.0 * gs,
+        tp_len=0.0,
+        foramen_r=2.6 * gs,
+        bifid=True,
+    )
     dens_len, dens_r = float(rng.uniform(13.0, 16.0)) * gs, float(rng.uniform(4.6, 5.4)) * gs
     ring_ax, ring_ay = float(rng.uniform(14.5, 16.0)) * gs, float(rng.uniform(17.0, 19.0)) * gs
     atlas_tp = float(rng.uniform(15.0, 19.0)) * gs
@@ -501,14 +518,16 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
 
     # airway: pharynx -> larynx -> trachea, anterior to the bodies, from the skull base down
     zb = grid.coords
-    body_front = np.interp(zb, zc, yc + np.array([dims[8].by, dims[7].by, dims[6].by, dims[5].by, dims[4].by, dims[3].by, c2.by, c2.by]) * s)
+    half_depth = np.array([dims[8].by, dims[7].by, dims[6].by, dims[5].by, dims[4].by, dims[3].by, c2.by, c2.by])
+    body_front = np.interp(zb, zc, yc + half_depth * s)
     lv = np.interp(zb, zc, np.arange(8, 0, -1).astype(float))  # continuous vertebral level at each z
     gap = np.interp(lv, [1, 3, 5, 6, 8], [5.0, 4.0, 6.0, 12.0, 16.0]) * s
     arx = np.interp(lv, [1, 3, 4, 5, 6, 8], [13.0, 12.0, 9.0, 8.0, 8.0, 8.0]) * s * float(rng.uniform(0.85, 1.15))
     ary = np.interp(lv, [1, 3, 4, 5, 6, 8], [7.0, 6.0, 8.0, 7.5, 7.0, 7.0]) * s * float(rng.uniform(0.85, 1.15))
     acy = body_front + gap + ary
     z_air_top = frames[1].origin[2] + 10.0 * s
-    f_air = _ellipse2d(x, y, (spine_x, acy.astype(np.float32)[None, None, :]), (arx.astype(np.float32)[None, None, :], ary.astype(np.float32)[None, None, :]))
+    acy, arx, ary = (v.astype(np.float32)[None, None, :] for v in (acy, arx, ary))
+    f_air = _ellipse2d(x, y, (spine_x, acy), (arx, ary))
     f_air = _intersect(f_air, (z - np.float32(z_air_top)))
     _paint(ct, f_air, -1000.0, w)
     # lung apices below the clavicles
@@ -541,7 +560,8 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
         d = dims[lvl]
         bones.add(lvl if lvl <= 7 else 8, frames[lvl], lambda a, b, c, d=d: _subaxial(a, b, c, d), _subaxial_box(d))
     bones.add(2, frames[2], lambda a, b, c: _axis(a, b, c, c2, dens_len, dens_r), _axis_box(c2, dens_len, dens_r))
-    bones.add(1, frames[1], lambda a, b, c: _atlas(a, b, c, ring_ax, ring_ay, atlas_tp), _atlas_box(ring_ax, ring_ay, atlas_tp))
+    atlas_box = _atlas_box(ring_ax, ring_ay, atlas_tp)
+    bones.add(1, frames[1], lambda a, b, c: _atlas(a, b, c, ring_ax, ring_ay, atlas_tp), atlas_box)
     # skull base: occipital bowl with the foramen magnum, condyles, clivus, mastoids (label 0)
     def _skull(a, b, c):
         inner = tuple(r - 5.0 for r in skull_r)
@@ -566,7 +586,11 @@ def make_phantom(seed: int, size: int = 128, spacing: float = 1.0) -> tuple[np.n
     bones.add(10, head, _jaw, ((-56.0, 5.0, -45.0), (56.0, 82.0, 12.0)))
     f3 = frames[3]
     hyoid_c = (0.0, dims[3].by + 26.0, -2.0)
-    bones.add(11, f3, lambda a, b, c: _intersect(_ring(a, b, c, hyoid_c, (15.0, 10.0), 1.8, 2.5), -(b - hyoid_c[1] + 2.0)), ((-20.0, dims[3].by + 10.0, -8.0), (20.0, dims[3].by + 40.0, 4.0)))
+    hyoid_box = ((-20.0, dims[3].by + 10.0, -8.0), (20.0, dims[3].by + 40.0, 4.0))
+    def _hyoid(a, b, c):
+        return _intersect(_ring(a, b, c, hyoid_c, (15.0, 10.0), 1.8, 2.5), -(b - hyoid_c[1] + 2.0))
+
+    bones.add(11, f3, _hyoid, hyoid_box)
 
     # clavicles, in the T1 frame (label 0)
     for k, sg in enumerate((-1.0, 1.0)):

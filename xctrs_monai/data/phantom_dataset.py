@@ -107,7 +107,13 @@ def write_phantom_dataset(
 
                 save_png(spine_montage(ct, labels, spacing=float(spacing)), png)
         items.append(
-            {"image": f"images/{case}.nii.gz", "label": f"labels/{case}.nii.gz", "fold": folds[i], "case_id": case, "seed": case_seed}
+            {
+                "image": f"images/{case}.nii.gz",
+                "label": f"labels/{case}.nii.gz",
+                "fold": folds[i],
+                "case_id": case,
+                "seed": case_seed,
+            }
         )
     datalist = {
         "name": "xctrs-phantoms",

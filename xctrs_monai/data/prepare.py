@@ -173,7 +173,9 @@ def find_cases(
     if cases is not None:
         return _cases_from_list(Path(cases), patient_regex)
     if images_dir is None or labels_dir is None:
-        raise ValueError(f"images_dir and labels_dir are both needed, got images_dir={images_dir!r}, labels_dir={labels_dir!r}.")
+        raise ValueError(
+            f"images_dir and labels_dir are both needed, got images_dir={images_dir!r}, labels_dir={labels_dir!r}."
+        )
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for name, d in (("images_dir", images_dir), ("labels_dir", labels_dir)):
         if not d.is_dir():
@@ -360,9 +362,15 @@ def _world_box(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _resample(
-    src: np.ndarray | _LazyVolume, src_affine: np.ndarray, out_affine: np.ndarray, size: int, order: int, cval: float, spacing: float
+    src: np.ndarray | _LazyVolume,
+    src_affine: np.ndarray,
+    out_affine: np.ndarray,
+    size: int,
+    order: int,
+    cval: float,
+    spacing: float,
 ) -> np.ndarray:
-    """Sample ``src`` on the output grid (``size``^3 voxels of ``out_affine``); only the needed source block is touched."""
+    """Sample ``src`` on the output grid (``size``^3 voxels of ``out_affine``), reading only the block needed."""
     from scipy import ndimage
 
     m = np.linalg.inv(src_affine) @ out_affine  # output voxel -> source voxel
@@ -383,10 +391,13 @@ def _resample(
             block = ndimage.gaussian_filter(block, sigma=sigma, mode="nearest")
     i = np.arange(size, dtype=np.float32)
     coords = [
-        (m[k, 0] * i[:, None, None] + m[k, 1] * i[None, :, None] + m[k, 2] * i[None, None, :] + (m[k, 3] - lo[k])).astype(np.float32)
+        (m[k, 0] * i[:, None, None] + m[k, 1] * i[None, :, None] + m[k, 2] * i[None, None, :] + (m[k, 3] - lo[k]))
         for k in range(3)
     ]
-    return ndimage.map_coordinates(block, coords, order=order, mode="constant", cval=cval, output=dtype, prefilter=False)
+    coords = [c.astype(np.float32) for c in coords]
+    return ndimage.map_coordinates(
+        block, coords, order=order, mode="constant", cval=cval, output=dtype, prefilter=False
+    )
 
 
 def prepare_case(
@@ -441,7 +452,8 @@ def prepare_case(
     extent = hi - lo + 2.0 * margin_mm
     if np.any(extent > size * spacing):
         warnings.append(
-            f"C1..C7 box with margin {np.round(extent, 1).tolist()} mm exceeds the grid {size * spacing:g} mm; centre-cropped"
+            f"C1..C7 box with margin {np.round(extent, 1).tolist()} mm exceeds the grid {size * spacing:g} mm; "
+            "centre-cropped"
         )
     ct_out = _resample(ct, ct_aff, out_aff, size, order=1, cval=PAD_HU, spacing=spacing)
     lab_out = _resample(mapped, lab_aff, out_aff, size, order=0, cval=0, spacing=spacing)

@@ -75,7 +75,7 @@ def spine_montage(
     spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (3,)))
 
     def display(img: np.ndarray, view: str) -> np.ndarray:
-        return np.asarray(canonical_to_display(torch.as_tensor(np.ascontiguousarray(img), dtype=torch.float32)[None], view)[0])
+        return np.asarray(canonical_to_display(np.ascontiguousarray(img, dtype=np.float32)[None], view)[0])
 
     ref = np.argwhere(lab == 4) if (lab == 4).any() else np.argwhere(lab > 0)
     if len(ref):
@@ -85,18 +85,20 @@ def spine_montage(
     else:
         i, j, k = (np.asarray(ct.shape) // 2).tolist()
     lo, hi = float(hu_window[0]), float(hu_window[1])
-    panels = [
-        (_overlay(_grey(display(ct[i], "la"), lo, hi), display(lab[i].astype(np.float32), "la"), alpha), "sagittal"),
-        (_overlay(_grey(display(ct[:, j], "ap"), lo, hi), display(lab[:, j].astype(np.float32), "ap"), alpha), "coronal"),
-        (_overlay(_grey(ct[::-1, ::-1, k].T, lo, hi), lab[::-1, ::-1, k].T, alpha), "axial"),
+    slices = [
+        (display(ct[i], "la"), display(lab[i], "la"), "sagittal"),
+        (display(ct[:, j], "ap"), display(lab[:, j], "ap"), "coronal"),
+        (ct[::-1, ::-1, k].T, lab[::-1, ::-1, k].T, "axial"),
     ]
+    panels = [(_overlay(_grey(c, lo, hi), m, alpha), title) for c, m, title in slices]
     if drr:
         from xctrs_monai.transforms.drr import BiplanarDRR
 
         ap, la = BiplanarDRR()(torch.from_numpy(ct)[None], spacing=spacing)
         for img, view in ((ap, "ap"), (la, "la")):
             d = display(img[0].numpy(), view)
-            lo_d, hi_d = np.percentile(d, [0.5, 99.8])
+            body = d[d > 0.2 * float(d.max())]  # window on the neck, not on the air around it
+            lo_d, hi_d = np.percentile(body if body.size else d, [5.0, 99.8])
             panels.append((np.repeat(_grey(d, lo_d, hi_d)[..., None] * 255.0, 3, axis=-1), f"{view.upper()} DRR"))
     height = max(p.shape[0] for p, _ in panels) * zoom
     widths = [p.shape[1] * zoom for p, _ in panels]
