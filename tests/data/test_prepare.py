@@ -236,3 +236,21 @@ def test_bad_source_arguments(tmp_path):
         prepare_dataset(tmp_path, images_dir=tmp_path, labels_dir=tmp_path, spacing=0)
     with pytest.raises(ValueError, match="totalseg_v3"):
         prepare_dataset(tmp_path, images_dir=tmp_path, labels_dir=tmp_path, labels="totalseg_v3")
+
+
+def test_context_margin_and_small_grid(source):
+    root, _ = source
+    case = SourceCase("neck02", root / "images" / "neck02.nii.gz", root / "labels" / "neck02.nii.gz")
+    identity = LABEL_PRESETS["verse"]
+    ct, lab, aff, warns = prepare_case(case, identity, spacing=SPACING, size=SIZE, margin_mm=5.0, keep_context=False)
+    assert warns == []
+    idx = np.argwhere(lab > 0)
+    lo, hi = idx.min(0) - 5.0 / SPACING - 1, idx.max(0) + 5.0 / SPACING + 1
+    grid = np.indices(lab.shape).reshape(3, -1).T
+    outside = np.any((grid < lo) | (grid > hi), axis=1).reshape(lab.shape)
+    assert outside.any() and (ct[outside] == -1024).all()
+    with_context, *_ = prepare_case(case, identity, spacing=SPACING, size=SIZE, margin_mm=5.0, keep_context=True)
+    assert (with_context[outside] > -900).any(), "the neck around the box is kept with keep_context"
+    _, small, _, warns = prepare_case(case, identity, spacing=SPACING, size=16)
+    assert small.shape == (16, 16, 16)
+    assert any("exceeds the grid" in w for w in warns) and any("outside the grid" in w for w in warns)
