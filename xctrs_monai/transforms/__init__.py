@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-from .load_xray import DEFAULT_GEOMETRY, LoadXray, LoadXrayd, centre_square_resize, read_radiograph, resample_to_detector
-
-
 from .drr import (
     BiplanarDRR,
     BiplanarDRRd,
@@ -15,5 +12,6 @@ from .drr import (
     project_biplanar,
     spacing_from_affine,
 )
+from .load_xray import DEFAULT_GEOMETRY, LoadXray, LoadXrayd, centre_square_resize, read_radiograph, resample_to_detector
 from .xray import NormalizeXray, NormalizeXrayd, canonical_to_display, display_to_canonical, write_xray_preview
 from .xray_appearance import RandXrayAppearance, RandXrayAppearanced, gaussian_blur_2d
