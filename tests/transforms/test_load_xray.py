@@ -40,6 +40,7 @@ def write_dicom(
     window: tuple[float, float] | None = None,
     slope: float = 1.0,
     intercept: float = 0.0,
+    orientation: tuple[str, str] = ("L", "F"),
 ) -> Path:
     """Write a display-layout image ``[rows, cols]`` (or ``[frames, rows, cols]``) as a 16-bit DX DICOM.
 
@@ -57,7 +58,7 @@ def write_dicom(
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = DX_SOP_CLASS, meta.MediaStorageSOPInstanceUID
     ds.Modality = "DX"
-    ds.PatientOrientation = ["L", "F"]
+    ds.PatientOrientation = list(orientation)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
     ds.Rows, ds.Columns = int(q.shape[-2]), int(q.shape[-1])
@@ -161,6 +162,21 @@ def test_flip_lr_and_flip_ud(tmp_path, drrs):
     upside_down = write_dicom(tmp_path / "ud.dcm", display[::-1], drrs["pixel"]["ap"])
     np.testing.assert_allclose(_load(upside_down, "ap", flip_ud=True).numpy(), _expected(drrs, "ap"), atol=2e-4)
     assert not np.allclose(_load(mirrored, "ap").numpy(), _expected(drrs, "ap"), atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "view, orientation, stored",
+    [
+        ("ap", ("R", "F"), lambda d: d[:, ::-1]),  # e.g. a PA stored as acquired
+        ("ap", ("F", "L"), lambda d: d.T),  # rotated by 90 degrees
+        ("la", ("A", "H"), lambda d: d[::-1, ::-1]),  # a lateral facing right, upside down
+        ("la", ("P", "F"), lambda d: d),  # already in display layout
+    ],
+)
+def test_patient_orientation(tmp_path, drrs, view, orientation, stored):
+    path = write_dicom(tmp_path / "o.dcm", stored(_display(drrs, view)), drrs["pixel"][view], orientation=orientation)
+    out = _load(path, view, use_patient_orientation=True)
+    np.testing.assert_allclose(out.numpy(), _expected(drrs, view), atol=2e-4)
 
 
 def test_display_convention_ap(drrs):

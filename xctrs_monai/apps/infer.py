@@ -36,6 +36,7 @@ from xctrs_monai.data.io import save_json
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "resolve_config_files",
     "case_id_from_path",
     "read_pairs",
     "make_datalist",
@@ -54,7 +55,13 @@ _NETWORK_KEYS = ("img_size", "recon_channels", "seg_channels")
 _SUFFIXES = (".nii.gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
-def _resolve_config_files(config_file: PathLike | Sequence[PathLike] | None) -> list[str]:
+def resolve_config_files(config_file: PathLike | Sequence[PathLike] | None = None) -> list[str]:
+    """Config file paths, defaulting to :data:`DEFAULT_CONFIG`; relative paths missing from the working
+    directory are looked up in the repository of this package (editable install).
+
+    Raises:
+        ValueError: naming a config file that does not exist.
+    """
     files = [DEFAULT_CONFIG] if config_file is None else config_file
     files = [files] if isinstance(files, (str, Path)) else list(files)
     resolved = []
@@ -330,7 +337,7 @@ class XCTRSInference:
         device: str | torch.device | None = None,
         **overrides,
     ) -> None:
-        self.config_files = _resolve_config_files(config_file)
+        self.config_files = resolve_config_files(config_file)
         parser = ConfigParser()
         parser.read_config(self.config_files)
         if out_dir is not None:

@@ -168,6 +168,7 @@ class WriteReportd(MapTransform):
                 "pixel_spacing_source": str(meta.get("pixel_spacing_source", "none")),
                 "resampling": str(meta.get("resampling", "")),
                 "detector_spacing_mm": float(meta.get("detector_spacing", 0.0)),
+                "reoriented_by_patient_orientation": str(meta.get("reoriented", "")),
                 "flip_lr": bool(meta.get("flip_lr", False)),
                 "flip_ud": bool(meta.get("flip_ud", False)),
             }

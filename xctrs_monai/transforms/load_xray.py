@@ -32,6 +32,8 @@ __all__ = [
     "read_radiograph",
     "resample_to_detector",
     "centre_square_resize",
+    "DISPLAY_ORIENTATION",
+    "orient_to_display",
     "LoadXray",
     "LoadXrayd",
 ]
@@ -282,6 +284,49 @@ def centre_square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return out[0, 0].numpy()
 
 
+#: DICOM PatientOrientation (direction of the rows, direction of the columns) of each view's display layout
+#: (``xctrs_monai.transforms.xray``): AP with the patient's left toward the right edge, LA with posterior
+#: toward the right edge, feet toward the bottom.
+DISPLAY_ORIENTATION: dict[str, tuple[str, str]] = {"ap": ("L", "F"), "la": ("P", "F")}
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+
+
+def orient_to_display(
+    image: np.ndarray, patient_orientation: str, view: str
+) -> tuple[np.ndarray, list[str]]:
+    """Flip/transpose a radiograph so that its DICOM ``PatientOrientation`` matches the view's display layout.
+
+    ``PatientOrientation`` gives the patient direction of increasing column index (along a row), then of
+    increasing row index (down a column), e.g. ``"L\\F"``; only the first letter of each part (the main
+    direction of an oblique) is used. The display layouts are :data:`DISPLAY_ORIENTATION`.
+
+    Args:
+        image: ``[rows, cols]`` array.
+        patient_orientation: the DICOM value, parts separated by a backslash; empty means unknown.
+        view: ``"ap"`` or ``"la"``.
+
+    Returns:
+        ``(image, operations)``: the re-oriented image and the operations applied, in order, from
+        ``"transpose"``, ``"flip_lr"``, ``"flip_ud"`` (none when the orientation is unknown or already right).
+    """
+    parts = [p.strip().upper()[:1] for p in str(patient_orientation).split("\\")]
+    if len(parts) != 2 or not all(p in _OPPOSITE for p in parts):
+        return image, []
+    along_row, down_col = parts
+    want_row, want_col = DISPLAY_ORIENTATION[view]
+    ops = []
+    if along_row in "HF" and down_col not in "HF":
+        image, along_row, down_col = image.T, down_col, along_row
+        ops.append("transpose")
+    if along_row == _OPPOSITE[want_row]:
+        image = image[:, ::-1]
+        ops.append("flip_lr")
+    if down_col == _OPPOSITE[want_col]:
+        image = image[::-1, :]
+        ops.append("flip_ud")
+    return image, ops
+
+
 class LoadXray(Transform):
     """Load a radiograph file as a normalised canonical network input ``[1, N, N]``.
 
@@ -304,6 +349,9 @@ class LoadXray(Transform):
             file says (use it for PNG/JPEG). Defaults to ``None``.
         flip_lr: mirror the display image left-right before the conversion. Defaults to ``False``.
         flip_ud: mirror the display image top-bottom before the conversion. Defaults to ``False``.
+        use_patient_orientation: first re-orient a DICOM by its ``PatientOrientation`` tag
+            (:func:`orient_to_display`); ``flip_lr``/``flip_ud`` then apply on top. Defaults to ``False``
+            (the file is trusted to be in display layout, which is what viewers show).
         layout: ``"display"`` (a radiograph as viewed) or ``"canonical"`` (already canonical, e.g. a DRR
             saved by this project; no conversion). Defaults to ``"display"``.
         apply_voi: apply a DICOM VOI LUT / window when present. Defaults to ``True``.
@@ -324,6 +372,7 @@ class LoadXray(Transform):
         pixel_spacing: float | Sequence[float] | None = None,
         flip_lr: bool = False,
         flip_ud: bool = False,
+        use_patient_orientation: bool = False,
         layout: str = "display",
         apply_voi: bool = True,
         normalize: bool = True,
@@ -354,6 +403,7 @@ class LoadXray(Transform):
         self.sdd, self.sad = sdd, sad
         self.pixel_spacing = pixel_spacing
         self.flip_lr, self.flip_ud = bool(flip_lr), bool(flip_ud)
+        self.use_patient_orientation = bool(use_patient_orientation)
         self.layout = layout
         self.apply_voi = bool(apply_voi)
         self.normalizer = NormalizeXray() if normalize else None
@@ -376,6 +426,12 @@ class LoadXray(Transform):
         image, meta = read_radiograph(filename, reader=self.reader, apply_voi=self.apply_voi)
         if self.pixel_spacing is not None:
             meta["pixel_spacing"], meta["pixel_spacing_source"] = self.pixel_spacing, "argument"
+        meta["reoriented"] = ""
+        if self.use_patient_orientation and meta.get("patient_orientation"):
+            image, ops = orient_to_display(image, meta["patient_orientation"], self.view)
+            if "transpose" in ops and meta["pixel_spacing"] is not None:
+                meta["pixel_spacing"] = tuple(meta["pixel_spacing"])[::-1]
+            meta["reoriented"] = ",".join(ops)
         if self.flip_lr:
             image = image[:, ::-1]
         if self.flip_ud:
