@@ -25,11 +25,13 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import threading
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
@@ -149,26 +151,15 @@ def _check_options(
             _check_positive("detector_spacing", p)
 
 
-class _SparseMatmul(torch.autograd.Function):
-    """``matrix @ dense`` for a constant CSR ``matrix``; the backward is ``matrix.T @ grad`` (itself differentiable)."""
-
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, matrix_t: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.matrices = (matrix, matrix_t)
-        # addmm with beta=0 writes the product once; torch.sparse.mm zero-fills and copies (2x memory, slower)
-        return torch.addmm(dense.new_zeros(()), matrix, dense, beta=0)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        matrix, matrix_t = ctx.matrices
-        return None, None, _SparseMatmul.apply(matrix_t, matrix, grad.contiguous())
-
-
 def _csr(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "sparse CSR support is in beta" / invariant-check notices
-        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape, check_invariants=False)
-        return coo.coalesce().to_sparse_csr()
+        csr = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape, check_invariants=False)
+        csr = csr.coalesce().to_sparse_csr()
+        # 32-bit indices: what the CPU (MKL) and CUDA (cuSPARSE) kernels use, no conversion per call
+        return torch.sparse_csr_tensor(
+            csr.crow_indices().int(), csr.col_indices().int(), csr.values(), shape, check_invariants=False
+        )
 
 
 def _linear_weights(pos: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -242,13 +233,92 @@ class _ViewOperator:
         """The ``[u, v]`` projection of a volume of ones."""
         return self.operators(device, dtype)[-1]
 
-    def __call__(self, columns: torch.Tensor, batch: int) -> torch.Tensor:
-        """Project ``columns`` (the volume as ``[(x, y), (b, z)]``) to ``[b, u, v]``."""
-        lat, lat_t, axial, axial_t, path, _ = self.operators(columns.device, columns.dtype)
-        slab = _SparseMatmul.apply(lat, lat_t, columns)  # [(d, u), (b, z)]
-        slab = slab.view(self.n_d, self.n_u, batch, self.n_z).permute(0, 3, 2, 1).reshape(self.n_d * self.n_z, -1)
-        image = _SparseMatmul.apply(axial, axial_t, slab)  # [v, (b, u)]
-        return image.view(self.n_v, batch, self.n_u).permute(1, 2, 0) * path
+
+class _Workspace(threading.local):
+    """Per-thread scratch buffers reused across calls on the CPU, where fresh volume-sized allocations cost
+    page faults; other devices get fresh zeroed buffers (their caching allocators already reuse memory)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict = {}
+
+    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        if like.device.type != "cpu":
+            return like.new_zeros(shape)
+        numel = math.prod(shape)
+        key = (name, like.dtype)
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self.buffers[key] = like.new_empty(numel)
+        return buffer[:numel].view(shape)
+
+
+class _Projection(torch.autograd.Function):
+    """Both views of ``[B, X, Y, Z]`` volumes (optionally clamped below), with a hand-written backward.
+
+    Every step is linear except the clamp, so the backward only needs the input (for the clamp mask). The
+    volume-sized intermediates live in the workspace and are not kept for autograd; the sparse products
+    write in place (``addmm_`` with ``beta=0`` ignores the buffer's old contents).
+    """
+
+    @staticmethod
+    def forward(ctx, volume, views, clamp_min, workspace):
+        b, n_x, n_y, n_z = volume.shape
+        if clamp_min is None and b == 1:
+            columns = volume.reshape(n_x * n_y, n_z)
+        else:  # rows (x, y), columns (batch, z)
+            columns = workspace.get("columns", (n_x * n_y, b * n_z), volume)
+            source = volume.permute(1, 2, 0, 3)
+            if clamp_min is None:
+                columns.view(n_x, n_y, b, n_z).copy_(source)
+            else:
+                torch.clamp(source, min=clamp_min, out=columns.view(n_x, n_y, b, n_z))
+        images = []
+        for view in views:
+            lateral, _, axial, _, path, _ = view.operators(volume.device, volume.dtype)
+            slab = workspace.get("slab", (view.n_d * view.n_u, b * n_z), volume)  # rows (d, u), columns (b, z)
+            slab.addmm_(lateral, columns, beta=0)
+            slab_t = workspace.get("slab_t", (view.n_d * n_z, b * view.n_u), volume)  # rows (d, z), (b, u)
+            slab_t.view(view.n_d, n_z, b, view.n_u).copy_(slab.view(view.n_d, view.n_u, b, n_z).permute(0, 3, 2, 1))
+            image = volume.new_empty(view.n_v, b * view.n_u).addmm_(axial, slab_t, beta=0)  # [v, (b, u)]
+            images.append(image.view(view.n_v, b, view.n_u).permute(1, 2, 0) * path)
+        ctx.views, ctx.clamp_min, ctx.workspace, ctx.volume_shape = views, clamp_min, workspace, volume.shape
+        ctx.save_for_backward(volume if clamp_min is not None else None)
+        return tuple(images)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads):
+        (volume,) = ctx.saved_tensors
+        views, workspace = ctx.views, ctx.workspace
+        b, n_x, n_y, n_z = ctx.volume_shape
+        grad_volume, grad_columns, beta = None, None, 0
+        for view, grad in zip(views, grads):
+            if grad is None:
+                continue
+            if grad_columns is None:
+                grad_volume = grad.new_empty(b, n_x, n_y, n_z)
+                grad_columns = (
+                    grad_volume.view(n_x * n_y, n_z)
+                    if b == 1
+                    else workspace.get("columns", (n_x * n_y, b * n_z), grad)
+                )
+            _, lateral_t, _, axial_t, path, _ = view.operators(grad.device, grad.dtype)
+            grad = (grad * path).permute(2, 0, 1).reshape(view.n_v, b * view.n_u)
+            slab_t = workspace.get("slab_t", (view.n_d * n_z, b * view.n_u), grad)
+            slab_t.addmm_(axial_t, grad, beta=0)
+            slab = workspace.get("slab", (view.n_d * view.n_u, b * n_z), grad)
+            slab.view(view.n_d, view.n_u, b, n_z).copy_(slab_t.view(view.n_d, n_z, b, view.n_u).permute(0, 3, 2, 1))
+            grad_columns.addmm_(lateral_t, slab, beta=beta)  # rows (x, y), columns (b, z); the second view adds
+            beta = 1
+        if grad_volume is None:
+            return None, None, None, None
+        source = grad_columns.view(n_x, n_y, b, n_z).permute(2, 0, 1, 3)
+        if ctx.clamp_min is not None:
+            # zero where the clamp was active (the kink itself gets 0, as for relu); fused with the B > 1 copy
+            torch.ops.aten.threshold_backward.grad_input(source, volume, ctx.clamp_min, grad_input=grad_volume)
+        elif b > 1:
+            grad_volume.copy_(source)
+        return grad_volume, None, None, None
 
 
 class BiplanarProjector(torch.nn.Module):
@@ -330,6 +400,16 @@ class BiplanarProjector(torch.nn.Module):
         self.ap_pixel_spacing, self.la_pixel_spacing = ap_pix, la_pix
         self._ap = _ViewOperator(shape, spacing, 1, ap_shape, ap_pix, *dists["ap"], cone)
         self._la = _ViewOperator(shape, spacing, 0, la_shape, la_pix, *dists["la"], cone)
+        self._workspace = _Workspace()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_workspace", None)  # per-thread scratch memory is neither copied nor pickled
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._workspace = _Workspace()
 
     def forward(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Project a batch of volumes.
@@ -354,15 +434,12 @@ class BiplanarProjector(torch.nn.Module):
             volume = volume.float()
         b, c = volume.shape[:2]
         n_x, n_y, n_z = self.volume_shape
-        if self.units == "hu":
-            # mu = mu_water / 1000 * (max(HU, -1000) + 1000): project the clipped HU, add the constant afterwards
-            volume = torch.clamp(volume, min=-1000.0)
-        volume = volume.reshape(b * c, n_x, n_y, n_z)
-        # the volume as a matrix whose rows are (x, y) and columns (batch, z)
-        columns = volume.reshape(n_x * n_y, n_z) if b * c == 1 else volume.permute(1, 2, 0, 3).reshape(n_x * n_y, -1)
+        # mu = mu_water / 1000 * (max(HU, -1000) + 1000): project the clipped HU, add the constant afterwards
+        clamp_min = -1000.0 if self.units == "hu" else None
+        views = (self._ap, self._la)
+        raw = _Projection.apply(volume.reshape(b * c, *self.volume_shape), views, clamp_min, self._workspace)
         images = []
-        for operator in (self._ap, self._la):
-            image = operator(columns, b * c)
+        for operator, image in zip(views, raw):
             if self.units == "hu":
                 image = (image + 1000.0 * operator.ones(image.device, image.dtype)) * (self.mu_water / 1000.0)
             image = image.reshape(b, c, operator.n_u, operator.n_v)
