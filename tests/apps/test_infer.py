@@ -201,6 +201,8 @@ def test_datalist_helpers(tmp_path):
         make_datalist(la_image="la.dcm")
     with pytest.raises(ValueError, match="No input"):
         make_datalist()
+    with pytest.raises(ValueError, match="case_id must be a plain folder name"):
+        make_datalist("ap.dcm", "la.dcm", case_id="../up")
     csv = tmp_path / "p.csv"
     csv.write_text("ap,la\nx/a.png,x/b.png\n\nc.nii.gz,/abs/d.png\n")
     items = read_pairs(csv)

@@ -84,6 +84,13 @@ def case_id_from_path(path: PathLike) -> str:
     return name
 
 
+def _check_case_id(case_id: str, where: str = "") -> str:
+    case_id = str(case_id).strip()
+    if not case_id or Path(case_id).name != case_id or case_id in (".", ".."):
+        raise ValueError(f"case_id must be a plain folder name, got {case_id!r}{where}.")
+    return case_id
+
+
 def read_pairs(csv_path: PathLike) -> list[dict]:
     """Read a CSV of radiograph pairs with a header ``ap,la[,case_id]``.
 
@@ -98,7 +105,8 @@ def read_pairs(csv_path: PathLike) -> list[dict]:
         ``[{"ap": path, "la": path, "case_id": id}, ...]`` in file order.
 
     Raises:
-        ValueError: naming the file, when it is missing, has no ``ap``/``la`` columns or repeats a case id.
+        ValueError: naming the file, when it is missing, has no ``ap``/``la`` columns, or repeats or has an
+            invalid (path-like) case id.
     """
     path = Path(csv_path)
     if not path.is_file():
@@ -118,7 +126,7 @@ def read_pairs(csv_path: PathLike) -> list[dict]:
             value = row.get(view, "")
             item[view] = str(path.parent / value) if value and not Path(value).is_absolute() else value
         ref = row.get("ap") or row.get("la") or f"row{n}"
-        item["case_id"] = row.get("case_id") or case_id_from_path(ref)
+        item["case_id"] = _check_case_id(row.get("case_id") or case_id_from_path(ref), f" in '{path}' line {n}")
         if item["case_id"] in seen:
             raise ValueError(f"Pairs CSV '{path}' repeats case_id '{item['case_id']}' (line {n}); give unique case_id values.")
         seen.add(item["case_id"])
@@ -144,7 +152,8 @@ def make_datalist(
         ``[{"ap", "la", "case_id"}, ...]``.
 
     Raises:
-        ValueError: when one view of the pair is missing, or neither a pair nor a CSV is given.
+        ValueError: when one view of the pair is missing, neither a pair nor a CSV is given, or a case id is
+            not a plain folder name.
     """
     ap_image = str(ap_image or "").strip()
     la_image = str(la_image or "").strip()
@@ -153,7 +162,7 @@ def make_datalist(
             raise ValueError(f"Missing view: an AP radiograph ('{ap_image}') was given but no lateral (la) one.")
         if not ap_image:
             raise ValueError(f"Missing view: a lateral radiograph ('{la_image}') was given but no AP one.")
-        return [{"ap": ap_image, "la": la_image, "case_id": str(case_id or case_id_from_path(ap_image))}]
+        return [{"ap": ap_image, "la": la_image, "case_id": _check_case_id(case_id or case_id_from_path(ap_image))}]
     if pairs_csv:
         return read_pairs(pairs_csv)
     raise ValueError("No input: give an AP and a lateral radiograph (ap_image/la_image, --ap/--la) or a pairs CSV.")
@@ -241,7 +250,10 @@ def _matching_configs(state: Mapping[str, torch.Tensor], config_files: Sequence[
 
 
 def check_checkpoint(
-    network: torch.nn.Module, state: Mapping[str, torch.Tensor] | PathLike, config_files: Sequence[str] | None = None
+    network: torch.nn.Module,
+    state: Mapping[str, torch.Tensor] | PathLike,
+    config_files: Sequence[str] | None = None,
+    name: str | None = None,
 ) -> None:
     """Check that a state dict fits ``network`` exactly; otherwise say what differs and which config fits.
 
@@ -250,11 +262,13 @@ def check_checkpoint(
         state: a state dict or a checkpoint path (read with :func:`read_checkpoint`).
         config_files: the config files the network was built from; when given, the other override files
             in their folder (e.g. ``quick.json``) are tried and a matching combination is suggested.
+        name: how to call the checkpoint in messages; defaults to ``None`` (its path when ``state`` is one).
 
     Raises:
         ValueError: when the checkpoint is missing or does not match, with the keys/shapes that differ.
     """
-    source = "" if isinstance(state, Mapping) else f" '{state}'"
+    name = name if name is not None else ("" if isinstance(state, Mapping) else str(state))
+    source = f" '{name}'" if name else ""
     if not isinstance(state, Mapping):
         state = read_checkpoint(state)
         if isinstance(state, torch.jit.ScriptModule):
@@ -270,7 +284,8 @@ def check_checkpoint(
     if config_files:
         match = _matching_configs(state, list(config_files))
         if match:
-            hint = f"It matches the network of --config_file \"{match}\"; use that."
+            listed = ",".join(f"'{f}'" for f in match)
+            hint = f"It matches the network of --config_file \"[{listed}]\"; use that."
     raise ValueError(
         f"Checkpoint{source} does not match the network built from the config: " + " | ".join(problems) + ". " + hint
     )
@@ -299,7 +314,7 @@ def load_network(
     state = read_checkpoint(checkpoint, map_location=device)
     if isinstance(state, torch.jit.ScriptModule):
         return state.to(device).eval()
-    check_checkpoint(network_def, state, config_files)
+    check_checkpoint(network_def, state, config_files, name=str(checkpoint))
     network_def.load_state_dict(state, strict=True)
     return network_def.to(device).eval()
 
@@ -447,20 +462,7 @@ def infer(
     return app.run(items, progress=progress)
 
 
-def _cli(**kwargs) -> None:
-    try:
-        summary = infer(**kwargs)
-    except ValueError as e:
-        print(f"xctrs-infer: error: {_root_message(e)}", file=sys.stderr)
-        raise SystemExit(1) from None
-    ok, failed = summary["succeeded"], summary["failed"]
-    out = kwargs.get("out_dir", "output")
-    print(f"xctrs-infer: {len(ok)} case(s) written to '{out}', {len(failed)} failed.", file=sys.stderr)
-    if failed:
-        raise SystemExit(1)
-
-
-def _cli_entry(
+def _cli(
     ap: str | None = None,
     la: str | None = None,
     out_dir: str = "output",
@@ -472,7 +474,7 @@ def _cli_entry(
     progress: bool = True,
     **overrides,
 ) -> None:
-    """xctrs-infer: AP + lateral radiographs -> CT (HU), C1..C7 labels, preview and report.
+    """xctrs-infer: AP + lateral radiographs -> CT (HU), C1..C7 labels, preview and report per case.
 
     Args:
         ap: AP radiograph (DICOM, PNG/JPEG, 2D NIfTI).
@@ -482,29 +484,29 @@ def _cli_entry(
         config_file: inference config or list, e.g. "['bundle/configs/inference.json','bundle/configs/quick.json']".
         device: cpu or cuda (default: cuda when available).
         pairs: CSV with columns ap,la[,case_id] (batch mode).
-        case_id: output folder name of a single pair (default: AP file name).
+        case_id: output folder name of a single pair (default: the AP file name; quote digits: --case_id '"007"').
         progress: progress bar in batch mode.
         overrides: any other --key value is a config override (e.g. --la_flip_lr True).
     """
-    _cli(
-        ap=ap,
-        la=la,
-        out_dir=out_dir,
-        checkpoint=checkpoint,
-        config_file=config_file,
-        device=device,
-        pairs=pairs,
-        case_id=case_id,
-        progress=progress,
-        **overrides,
-    )
+    try:
+        summary = infer(ap, la, out_dir, checkpoint, config_file, device, pairs, case_id, progress, **overrides)
+    except ValueError as e:
+        print(f"xctrs-infer: error: {_root_message(e)}", file=sys.stderr)
+        raise SystemExit(1) from None
+    ok, failed = summary["succeeded"], summary["failed"]
+    print(f"xctrs-infer: {len(ok)} case(s) written to '{out_dir}', {len(failed)} failed.", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``xctrs-infer`` (a ``fire`` CLI over :func:`infer`); exits 1 on any failure."""
     import fire
 
-    fire.Fire(_cli_entry, command=list(argv) if argv is not None else None, name="xctrs-infer")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args) and "--" not in args:  # **overrides would swallow --help
+        args = ["--", "--help"]
+    fire.Fire(_cli, command=args, name="xctrs-infer")
 
 
 if __name__ == "__main__":
