@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -193,6 +195,15 @@ def test_batch_channels_and_options():
                                         output="intensity")(volume)
     torch.testing.assert_close(intensity_ap, torch.exp(-ap))
     assert projector.ap_pixel_spacing == pytest.approx((1000.0 / 900.0, 0.8 * 1000.0 / 900.0))
+
+
+def test_projector_copies_and_pickles():
+    projector = BiplanarProjector((6, 5, 7), (1.0, 1.0, 1.0))
+    volume = torch.rand(1, 1, 6, 5, 7) * 1000.0
+    expected = projector(volume)
+    for clone in (copy.deepcopy(projector), pickle.loads(pickle.dumps(projector))):
+        for a, b in zip(clone(volume), expected):
+            torch.testing.assert_close(a, b)
 
 
 def test_transform_metadata_and_dictionary():

@@ -233,6 +233,9 @@ class _ViewOperator:
         """The ``[u, v]`` projection of a volume of ones."""
         return self.operators(device, dtype)[-1]
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": {}}  # sparse CSR tensors neither pickle nor deep-copy; rebuilt lazily
+
 
 class _Workspace(threading.local):
     """Per-thread scratch buffers reused across calls on the CPU, where fresh volume-sized allocations cost
@@ -408,7 +411,7 @@ class BiplanarProjector(torch.nn.Module):
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self._workspace = _Workspace()
 
     def forward(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
