@@ -377,7 +377,9 @@ class BiplanarProjector(torch.nn.Module):
         spacing = tuple(float(s) for s in spacing)
         if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must be three finite positive values in mm, got {spacing}.")
-        _check_options(geometry, ap_sdd, ap_sad, la_sdd, la_sad, detector_shape, detector_spacing, mu_water, units, output)
+        _check_options(
+            geometry, ap_sdd, ap_sad, la_sdd, la_sad, detector_shape, detector_spacing, mu_water, units, output
+        )
         self.mu_water = float(mu_water)
         cone = geometry == "cone"
         dists = {"ap": (float(ap_sdd), float(ap_sad)), "la": (float(la_sdd), float(la_sad))}
@@ -634,7 +636,8 @@ class BiplanarDRR(Transform):
         if not isinstance(img, MetaTensor):
             return ap[0], la[0]
         outputs = []
-        for view, image, pixel in (("ap", ap[0], projector.ap_pixel_spacing), ("la", la[0], projector.la_pixel_spacing)):
+        views = (("ap", ap[0], projector.ap_pixel_spacing), ("la", la[0], projector.la_pixel_spacing))
+        for view, image, pixel in views:
             n_u, n_v = image.shape[1:]
             affine = torch.tensor(
                 [

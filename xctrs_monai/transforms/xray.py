@@ -57,7 +57,7 @@ def _reorient(img: NdarrayOrTensor, view: str) -> NdarrayOrTensor:
     """``out[..., i, j] = img[..., n - 1 - j, m - 1 - i]`` on the last two axes (its own inverse)."""
     _check_view(view)
     if img.ndim < 2:
-        raise ValueError(f"a radiograph needs at least 2 dimensions (H x W or [C, H, W]), got shape {tuple(img.shape)}.")
+        raise ValueError(f"a radiograph needs at least 2 dimensions (H x W, [C, H, W]), got shape {tuple(img.shape)}.")
     if isinstance(img, np.ndarray):
         return np.ascontiguousarray(np.flip(img, axis=(-2, -1)).swapaxes(-1, -2))
     out = torch.flip(img, dims=(-2, -1)).transpose(-1, -2).contiguous()
@@ -220,7 +220,7 @@ def write_xray_preview(
     if x.ndim == 3 and x.shape[0] == 1:
         x = x[0]
     if x.ndim != 2:
-        raise ValueError(f"write_xray_preview needs one canonical image [1, A, Z] or A x Z, got shape {tuple(img.shape)}.")
+        raise ValueError(f"write_xray_preview needs one canonical image [1, A, Z] or A x Z, got {tuple(img.shape)}.")
     x = NormalizeXray(percentiles[0], percentiles[1])(x)
     if invert:
         x = 1.0 - x
