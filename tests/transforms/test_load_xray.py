@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms import LoadImage
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -146,13 +147,18 @@ def test_png_round_trip(tmp_path, drrs, view, bits, rgb, atol):
 def test_nifti_round_trip_and_canonical_layout(tmp_path, drrs):
     path = write_nifti(tmp_path / "ap.nii.gz", _display(drrs, "ap"), drrs["pixel"]["ap"])
     np.testing.assert_allclose(_load(path, "ap").numpy(), _expected(drrs, "ap"), atol=1e-5)
-    # a canonical image (e.g. a DRR saved by this project) is loaded without the display conversion
+    # a canonical image in MONAI's 2D array convention (e.g. a DRR saved by this project) loads without
+    # the display conversion; MONAI's own LoadImage reads both files back as the canonical array
     canonical = drrs["la"].numpy()[0]
-    path = tmp_path / "la_canonical.nii.gz"
-    nib.save(nib.Nifti1Image(canonical.astype(np.float32), np.diag([drrs["pixel"]["la"]] * 2 + [1.0, 1.0])), str(path))
-    # nibabel array axes are (columns, rows) in display terms, so a canonical array is read transposed: undo it
-    out = _load(path, "la", layout="canonical").numpy()[0]
-    np.testing.assert_allclose(out.T, _expected(drrs, "la")[0], atol=1e-5)
+    q = np.round((canonical - canonical.min()) / (canonical.max() - canonical.min()) * 65535).astype(np.uint16)
+    files = {"nii": tmp_path / "la_canonical.nii.gz", "png": tmp_path / "la_canonical.png"}
+    nib.save(nib.Nifti1Image(canonical.astype(np.float32), np.eye(4)), str(files["nii"]))
+    Image.fromarray(np.ascontiguousarray(q.T)).save(files["png"])
+    for kind, path in files.items():
+        monai_array = np.asarray(LoadImage(image_only=True)(str(path)), dtype=np.float64)
+        assert np.corrcoef(monai_array.ravel(), canonical.ravel())[0, 1] > 0.9999
+        out = _load(path, "la", layout="canonical", pixel_spacing=drrs["pixel"]["la"]).numpy()
+        np.testing.assert_allclose(out, _expected(drrs, "la"), atol=2e-4)
 
 
 def test_flip_lr_and_flip_ud(tmp_path, drrs):

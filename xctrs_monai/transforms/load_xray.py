@@ -170,7 +170,7 @@ def read_radiograph(filename: PathLike, reader: str | None = None, apply_voi: bo
     DICOM (any single-frame image: DX, CR, ...): the modality LUT (RescaleSlope/RescaleIntercept) is
     applied, then the VOI LUT or window when present and ``apply_voi``; MONOCHROME1 is inverted so that
     bright means attenuating (MONOCHROME2). Pixel spacing is read from ImagerPixelSpacing (detector
-    plane), else PixelSpacing. PNG/JPEG/TIFF (8 or 16 bit, grey or colour; colour is converted to grey)
+    plane), else PixelSpacing (taken to be at the detector as well, as for CR). PNG/JPEG/TIFF (8 or 16 bit, grey or colour; colour is converted to grey)
     carry no spacing. A 2D NIfTI follows the MONAI/ITK 2D convention (array axis 0 = columns, axis 1 =
     rows) and its ``pixdim`` is used as the spacing unless it is nibabel's placeholder 1 x 1 (then unknown).
 
@@ -352,8 +352,9 @@ class LoadXray(Transform):
         use_patient_orientation: first re-orient a DICOM by its ``PatientOrientation`` tag
             (:func:`orient_to_display`); ``flip_lr``/``flip_ud`` then apply on top. Defaults to ``False``
             (the file is trusted to be in display layout, which is what viewers show).
-        layout: ``"display"`` (a radiograph as viewed) or ``"canonical"`` (already canonical, e.g. a DRR
-            saved by this project; no conversion). Defaults to ``"display"``.
+        layout: ``"display"`` (a radiograph as viewed) or ``"canonical"`` (a canonical image as MONAI's
+            ``SaveImage`` writes a ``[1, A, Z]`` tensor, e.g. a DRR saved by this project: MONAI's 2D readers
+            give back the array unchanged, so no orientation conversion). Defaults to ``"display"``.
         apply_voi: apply a DICOM VOI LUT / window when present. Defaults to ``True``.
         normalize: apply the shared ``NormalizeXray``. Defaults to ``True``.
         reader: force ``"dicom"``, ``"pil"`` or ``"nifti"``. Defaults to ``None`` (guessed).
@@ -446,8 +447,8 @@ class LoadXray(Transform):
         if float(np.ptp(image)) == 0.0:
             raise ValueError(f"Radiograph '{filename}' is constant inside the {size}x{size} field of view.")
         img = torch.as_tensor(np.ascontiguousarray(image))[None]
-        if self.layout == "display":
-            img = display_to_canonical(img, self.view)
+        # "canonical" files follow MONAI's 2D IO (LoadImage/SaveImage): array axes = (file columns, file rows)
+        img = display_to_canonical(img, self.view) if self.layout == "display" else img.transpose(-1, -2)
         affine = torch.diag(torch.tensor([target, target, 1.0], dtype=torch.float64))
         affine[:2, 2] = -(size - 1) / 2.0 * target
         meta.update(
