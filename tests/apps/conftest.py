@@ -33,27 +33,35 @@ TINY = {
 }
 
 
-def build_network(config_files):
+def _build_network(config_files):
     parser = ConfigParser()
     parser.read_config(config_files)
     return parser.get_parsed_content("network_def")
 
 
 @pytest.fixture(scope="session")
+def build_network():
+    """``build_network(config_files) -> nn.Module``: the ``network_def`` of layered configs."""
+    return _build_network
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
-    """Files: ``ap``/``la`` DICOMs (MONOCHROME2 / MONOCHROME1), ``override`` json, ``checkpoint`` (state dict)."""
+    """``ap``/``la`` DICOMs (MONOCHROME2 / MONOCHROME1) and 16-bit PNGs, the ``override`` json, the layered
+    ``configs``, a random-weight ``checkpoint`` (state dict), and the grid ``img_size``/``spacing``."""
     root = tmp_path_factory.mktemp("tiny_bundle")
     override = root / "tiny.json"
     override.write_text(json.dumps(TINY))
     ct, _, affine = make_phantom(5, size=IMG_SIZE, spacing=SPACING)
     ap, la = BiplanarDRR()(MetaTensor(torch.as_tensor(ct)[None], affine=torch.as_tensor(affine)))
-    files = {"root": root, "override": str(override), "configs": [INFERENCE, str(override)]}
+    files = {"root": root, "override": str(override), "configs": [INFERENCE, str(override)], "inference": INFERENCE}
+    files |= {"img_size": IMG_SIZE, "spacing": SPACING}
     for view, drr, photometric in (("ap", ap, "MONOCHROME2"), ("la", la, "MONOCHROME1")):
         display = canonical_to_display(drr.as_tensor(), view)[0].numpy()
         files[view] = str(write_dicom(root / f"{view}.dcm", display, drr.meta["pixel_spacing"][0], photometric))
         files[f"{view}_png"] = str(write_png(root / f"{view}.png", display, 16))
     torch.manual_seed(0)
-    network = build_network(files["configs"])
+    network = _build_network(files["configs"])
     files["checkpoint"] = str(root / "model.pt")
     torch.save(network.state_dict(), files["checkpoint"])
     return files

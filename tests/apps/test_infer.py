@@ -15,7 +15,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import IMG_SIZE, INFERENCE, SPACING, build_network
 from PIL import Image
 
 from xctrs_monai.apps.infer import check_checkpoint, infer, main, make_datalist, read_pairs
@@ -43,29 +42,30 @@ def _no_temp_files(folder: Path) -> bool:
 
 
 def test_outputs(tiny_bundle, tmp_path):
+    size, spacing = tiny_bundle["img_size"], tiny_bundle["spacing"]
     summary = _run(tiny_bundle, tmp_path, case_id="p1")
     assert summary["succeeded"] == ["p1"] and summary["failed"] == {}
     case = tmp_path / "p1"
     assert sorted(p.name for p in case.iterdir()) == sorted(OUTPUTS) and _no_temp_files(tmp_path)
-    affine = phantom_affine(IMG_SIZE, SPACING)
+    affine = phantom_affine(size, spacing)
     ct, labels = nib.load(str(case / "ct.nii.gz")), nib.load(str(case / "vertebrae.nii.gz"))
-    assert ct.shape == labels.shape == (IMG_SIZE,) * 3
+    assert ct.shape == labels.shape == (size,) * 3
     assert ct.get_data_dtype() == np.float32 and labels.get_data_dtype() == np.uint8
     for img in (ct, labels):
         np.testing.assert_allclose(img.affine, affine, atol=1e-5)
         assert nib.aff2axcodes(img.affine) == ("R", "A", "S")
-        np.testing.assert_allclose(img.affine[:3, :3] @ ((np.array([IMG_SIZE] * 3) - 1) / 2) + img.affine[:3, 3], 0, atol=1e-5)
+        np.testing.assert_allclose(img.affine[:3, :3] @ ((np.array([size] * 3) - 1) / 2) + img.affine[:3, 3], 0, atol=1e-5)
     hu = ct.get_fdata()
     assert -1000.0 <= hu.min() and hu.max() <= 2000.0
     lab = np.asarray(labels.dataobj)
     assert lab.min() >= 0 and lab.max() <= 7
     report = json.loads((case / "report.json").read_text())
-    assert report["case_id"] == "p1" and report["geometry"]["shape"] == [IMG_SIZE] * 3
+    assert report["case_id"] == "p1" and report["geometry"]["shape"] == [size] * 3
     np.testing.assert_allclose(report["geometry"]["affine_ras_mm"], affine)
     for name, stats in report["vertebrae"].items():
         count = int((lab == stats["label"]).sum())
         assert name == f"C{stats['label']}" and stats["voxels"] == count
-        assert stats["volume_mm3"] == pytest.approx(count * SPACING**3)
+        assert stats["volume_mm3"] == pytest.approx(count * spacing**3)
         if count:
             centroid = affine[:3, :3] @ np.argwhere(lab == stats["label"]).mean(0) + affine[:3, 3]
             np.testing.assert_allclose(stats["centroid_mm"], centroid, atol=1e-2)
@@ -74,10 +74,10 @@ def test_outputs(tiny_bundle, tmp_path):
         assert -1.0 <= score["ncc"] <= 1.0 and np.isfinite(score["psnr_db"]) and isinstance(score["reliable"], bool)
         assert report["inputs"][view]["resampling"] == "detector_geometry"
     preview = np.asarray(Image.open(case / "preview.png"))
-    assert preview.ndim == 3 and preview.shape[2] == 3 and preview.shape[0] > 2 * IMG_SIZE
+    assert preview.ndim == 3 and preview.shape[2] == 3 and preview.shape[0] > 2 * size
 
 
-def test_torchscript_checkpoint_gives_the_same_ct(tiny_bundle, tmp_path):
+def test_torchscript_checkpoint_gives_the_same_ct(tiny_bundle, tmp_path, build_network):
     network = build_network(tiny_bundle["configs"])
     network.load_state_dict(torch.load(tiny_bundle["checkpoint"], weights_only=True))
     torch.jit.save(torch.jit.script(network.eval()), str(tmp_path / "model.ts"))
@@ -133,7 +133,7 @@ def test_batch_mode_skips_bad_cases(tiny_bundle, tmp_path, capsys):
     argv = ["--pairs", str(csv), "--out_dir", str(tmp_path / "out"), "--checkpoint", tiny_bundle["checkpoint"]]
     argv += ["--config_file", json.dumps(tiny_bundle["configs"]), "--progress", "False"]
     # PNGs carry no spacing: pass it as config overrides (detector pixel spacing of the training DRRs)
-    pixel = SPACING * 1000.0 / 900.0
+    pixel = tiny_bundle["spacing"] * 1000.0 / 900.0
     argv += ["--ap_pixel_spacing", str(pixel), "--la_pixel_spacing", str(pixel)]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -163,10 +163,10 @@ def test_missing_view_and_missing_checkpoint(tiny_bundle, tmp_path, capsys):
     assert not any(tmp_path.glob("*/report.json"))
 
 
-def test_mismatched_checkpoint_names_keys_and_suggests_config(tiny_bundle, tmp_path):
+def test_mismatched_checkpoint_names_keys_and_suggests_config(tiny_bundle, tmp_path, build_network):
     configs = tmp_path / "configs"
     configs.mkdir()
-    shutil.copy(INFERENCE, configs / "inference.json")
+    shutil.copy(tiny_bundle["inference"], configs / "inference.json")
     shutil.copy(tiny_bundle["override"], configs / "tiny.json")
     with pytest.raises(ValueError) as err:
         _run(tiny_bundle, tmp_path / "out", config_file=str(configs / "inference.json"))
