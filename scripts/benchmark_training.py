@@ -155,7 +155,10 @@ def main(configs: str | tuple = ("paper", "quick"), iterations: int = 3, warmup:
             results.append({"config": name, "error": f"exit code {proc.returncode}: " + " | ".join(tail)})
             continue
         results.append(json.loads(lines[-1][len("RESULT "):]))
-    header = f"{'config':<7} {'size':>5} {'device':<8} {'thr':>3} {'amp':>5} {'s/it':>8} {'it/s':>8} {'peak RSS MiB':>13} {'CUDA max MiB':>13}"
+    header = (
+        f"{'config':<7} {'size':>5} {'device':<8} {'thr':>3} {'amp':>5} {'s/it':>8} {'it/s':>8} "
+        f"{'peak RSS MiB':>13} {'CUDA max MiB':>13}"
+    )
     print(header)
     for r in results:
         if "error" in r:

@@ -29,7 +29,9 @@ def test_metrics_wiring(net, fake_items):
         key_val_metric={"val_mean_dice": MeanDice(include_background=False, output_transform=seg_pair)},
         additional_metrics={
             "val_psnr": PeakSignalToNoiseRatio(max_val=1.0, output_transform=ct_pair),
-            "val_ssim": IgniteMetricHandler(metric_fn=SSIMMetric(spatial_dims=3, data_range=1.0), output_transform=ct_pair),
+            "val_ssim": IgniteMetricHandler(
+                metric_fn=SSIMMetric(spatial_dims=3, data_range=1.0), output_transform=ct_pair
+            ),
             "val_dice": MeanDice(include_background=False, reduction="mean_batch", return_with_label=VAL_DICE,
                                  output_transform=seg_pair),
         },

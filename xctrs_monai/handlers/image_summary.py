@@ -164,7 +164,8 @@ class ReconstructionImageHandler:
         if self.output_transform is not None:
             return self.output_transform(output)
         if isinstance(output, Mapping):
-            return {k: v[self.batch_index] if isinstance(v, torch.Tensor) and v.ndim > 0 else v for k, v in output.items()}
+            index = self.batch_index
+            return {k: v[index] if isinstance(v, torch.Tensor) and v.ndim > 0 else v for k, v in output.items()}
         if isinstance(output, (list, tuple)) and len(output) > self.batch_index:
             return output[self.batch_index]
         return None

@@ -93,7 +93,9 @@ def build_metrics_table(
     columns = ["SSIM", "PSNR", *class_names, "Mean Dice"]
     data = np.concatenate([ssim_a[:, None], psnr_a[:, None], dice_a, mean_dice[:, None]], axis=1)
     summary = {c: _summary(data[:, j]) for j, c in enumerate(columns)}
-    cases = [{"case": str(cid), **{c: float(data[i, j]) for j, c in enumerate(columns)}} for i, cid in enumerate(case_ids)]
+    cases = [
+        {"case": str(cid), **{c: float(data[i, j]) for j, c in enumerate(columns)}} for i, cid in enumerate(case_ids)
+    ]
     units = {"SSIM": "", "PSNR": "dB", **{c: "%" if dice_percent else "" for c in (*class_names, "Mean Dice")}}
     return {"columns": columns, "units": units, "summary": summary, "cases": cases}
 
