@@ -13,5 +13,6 @@ from .drr import (
     spacing_from_affine,
 )
 from .load_xray import DEFAULT_GEOMETRY, LoadXray, LoadXrayd, centre_square_resize, read_radiograph, resample_to_detector
+from .scanner_grid import ResetAffine, ResetAffined
 from .xray import NormalizeXray, NormalizeXrayd, canonical_to_display, display_to_canonical, write_xray_preview
 from .xray_appearance import RandXrayAppearance, RandXrayAppearanced, gaussian_blur_2d
