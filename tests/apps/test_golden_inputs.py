@@ -20,7 +20,7 @@ import torch
 from monai.bundle import ConfigParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transforms"))
-from test_load_xray import write_dicom, write_png  # noqa: E402
+from xray_files import write_dicom, write_png  # noqa: E402
 
 INFERENCE = str(Path(__file__).resolve().parents[2] / "bundle" / "configs" / "inference.json")
 SIZE, SPACING = 32, 5.0
@@ -70,8 +70,8 @@ def _network_input(ap: str, la: str) -> torch.Tensor:
     parser = ConfigParser()
     parser.read_config(INFERENCE)
     parser.update({"img_size": SIZE, "spacing": SPACING})
-    data = parser.get_parsed_content("preprocessing")({"ap": ap, "la": la, "case_id": "golden"})
-    return torch.as_tensor(data["image"]).double()
+    data = parser.get_parsed_content("preprocessing")({"xray_ap": ap, "xray_la": la, "case_id": "golden"})
+    return torch.cat([torch.as_tensor(data["xray_ap"]), torch.as_tensor(data["xray_la"])]).double()
 
 
 def _summary(image: torch.Tensor) -> list[list[float]]:
