@@ -30,8 +30,8 @@ def split_prediction(
     ``spacing * ((i, j, k) - (N - 1) / 2)`` mm (:func:`xctrs_monai.constants.grid_affine`).
 
     Args:
-        pred: ``[1 + C, N, N, N]``: channel 0 the CT on the [0, 1] scale, channels 1.. the segmentation
-            logits (background, C1..C7).
+        pred: ``[1 + C, N, N, N]``: channel 0 the CT on the [0, 1] scale (clipped to it, as the training targets
+            were: a linear head may overshoot), channels 1.. the segmentation logits (background, C1..C7).
         spacing: voxel spacing of the training grid in mm.
         case_id: stored as ``filename_or_obj`` (it names the output folder). Defaults to ``"case"``.
         hu_window: the HU window mapped to [0, 1]. Defaults to ``constants.HU_WINDOW``.
@@ -47,7 +47,7 @@ def split_prediction(
     values = pred.as_tensor() if isinstance(pred, MetaTensor) else torch.as_tensor(pred)
     size = int(values.shape[-1])
     affine = torch.as_tensor(grid_affine(size, float(spacing)))
-    ct = unit_to_hu(values[0:1].float(), hu_window)
+    ct = unit_to_hu(values[0:1].float().clamp(0.0, 1.0), hu_window)
     labels = torch.argmax(values[1:], dim=0, keepdim=True).to(torch.uint8)
     out = []
     for array in (ct, labels):

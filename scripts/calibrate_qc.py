@@ -1,0 +1,216 @@
+# Copyright (c) xctrs-monai contributors
+# Licensed under the Apache License, Version 2.0
+"""Calibrate the quality-control thresholds of ``xctrs-infer`` on phantom pairs, and measure how well they work.
+
+One command::
+
+    python scripts/calibrate_qc.py --checkpoint bundle/models/model.pt [--config_file ...] [--n 24]
+
+For ``n`` phantoms never seen in training (seeds of their own stream), the DRRs of each phantom on the
+model's grid are written as DICOM radiographs without view tags (so that the header checks, which would
+catch a swap, stay out of the way: the post-run verdict is what is measured) and seven kinds of pairs go
+through ``xctrs-infer``'s own path: ``good`` (AP, LA of one phantom), ``swapped`` (LA given as AP and AP as
+LA), ``flipped`` (the AP upside down), ``mismatched`` (the LA of another phantom), ``noise`` (uniform noise
+in both views), ``inverted`` (both intensity-inverted) and ``wrong_spacing`` (both pixel spacings 1.5x too
+large, inside the range the pre-run check lets through).
+
+The phantoms are split in two halves. The thresholds are set on the good pairs of the first half (each at the
+value that every one of them passes), and every rate is measured on the second half, so the table does not
+flatter the thresholds it measures. Output: a Markdown table and a JSON file (pair type -> fraction flagged,
+true- and false-positive rates, the thresholds to put in ``inference.json``'s ``qc_thresholds``, and the same
+table for the old rule, per-view NCC >= 0.8).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import fire
+import numpy as np
+import torch
+from monai.data import MetaTensor
+
+from xctrs_monai.apps.qc import qc_verdict
+from xctrs_monai.apps.workflow import XCTRSInference
+from xctrs_monai.data import make_phantom, phantom_case_seed
+from xctrs_monai.data.io import save_json
+from xctrs_monai.transforms.drr import BiplanarDRR
+from xctrs_monai.transforms.xray import canonical_to_display
+
+__all__ = ["PAIR_TYPES", "calibrate", "main"]
+
+PAIR_TYPES = ("good", "swapped", "flipped", "mismatched", "noise", "inverted", "wrong_spacing")
+_LOWER = ("ncc", "gradient_correlation", "vertebrae_present", "component_fraction")  # checks of the form value >= t
+
+
+def _write_dicom(path: Path, display: np.ndarray, pixel_spacing: float) -> str:
+    """A display-layout image as a 16-bit DX DICOM without view tags (MONOCHROME2)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    q = np.round((display - display.min()) / max(float(np.ptp(display)), 1e-12) * 65535).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SamplesPerPixel, ds.PhotometricInterpretation = "DX", 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = q.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.ImagerPixelSpacing = [f"{pixel_spacing:.10g}"] * 2
+    ds.PixelData = q.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
+
+
+def _pairs(folder: Path, img_size: int, spacing: float, n: int, seed: int) -> list[dict]:
+    """Every pair of every type: ``{"type", "phantom", "xray_ap", "xray_la"}``."""
+    views, pixel = [], 0.0
+    for i in range(n):
+        ct, _, affine = make_phantom(phantom_case_seed(seed, i), size=img_size, spacing=spacing)
+        drrs = BiplanarDRR()(MetaTensor(torch.as_tensor(ct)[None], affine=torch.as_tensor(affine)))
+        pixel = float(drrs[0].meta["pixel_spacing"][0])
+        views.append({v: canonical_to_display(d.as_tensor(), v)[0].numpy().astype(np.float64) for v, d in zip(("ap", "la"), drrs)})
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i, v in enumerate(views):
+        f = {name: folder / f"{i:03d}_{name}.dcm" for name in ("ap", "la", "ap_ud", "ap_inv", "la_inv", "ap_big", "la_big", "n1", "n2")}
+        ap, la = _write_dicom(f["ap"], v["ap"], pixel), _write_dicom(f["la"], v["la"], pixel)
+        other = _write_dicom(folder / f"{(i + 1) % n:03d}_la_other.dcm", views[(i + 1) % n]["la"], pixel)
+        made = {
+            "good": (ap, la),
+            "swapped": (la, ap),
+            "flipped": (_write_dicom(f["ap_ud"], v["ap"][::-1], pixel), la),
+            "mismatched": (ap, other),
+            "noise": (_write_dicom(f["n1"], rng.random(v["ap"].shape), pixel), _write_dicom(f["n2"], rng.random(v["la"].shape), pixel)),
+            "inverted": (_write_dicom(f["ap_inv"], -v["ap"], pixel), _write_dicom(f["la_inv"], -v["la"], pixel)),
+            "wrong_spacing": (_write_dicom(f["ap_big"], v["ap"], 1.5 * pixel), _write_dicom(f["la_big"], v["la"], 1.5 * pixel)),
+        }
+        pairs += [{"type": t, "phantom": i, "xray_ap": a, "xray_la": b} for t, (a, b) in made.items()]
+    return pairs
+
+
+def _signals(report: dict) -> dict:
+    views = report["reprojection_consistency"]
+    return {"views": views, "anatomy": report["anatomy"]}
+
+
+def _thresholds(good: list[dict]) -> dict:
+    """The value of each check that every calibration good pair passes."""
+    out = {}
+    for name in ("ncc", "gradient_correlation"):
+        out[name] = min(min(s["views"][v][name] for v in s["views"]) for s in good)
+    out["vertebrae_present"] = min(s["anatomy"]["vertebrae_present"] for s in good)
+    out["order_inversions"] = max(s["anatomy"]["order_inversions"] for s in good)
+    out["component_fraction"] = min(s["anatomy"]["component_fraction"] for s in good)
+    # floor the lower bounds to 3 decimals so that the calibration cases themselves still pass after rounding
+    return {k: (math.floor(v * 1000) / 1000 if k in _LOWER else v) for k, v in out.items()}
+
+
+def _rates(results: list[dict], flagged) -> dict:
+    table = {}
+    for t in PAIR_TYPES:
+        rows = [r for r in results if r["type"] == t]
+        table[t] = sum(bool(flagged(r)) for r in rows) / len(rows) if rows else float("nan")
+    bad = [r for r in results if r["type"] != "good"]
+    return {
+        "flagged": table,
+        "true_positive_rate": sum(bool(flagged(r)) for r in bad) / len(bad),
+        "false_positive_rate": table["good"],
+    }
+
+
+def calibrate(
+    checkpoint: str,
+    config_file: str | list | None = None,
+    n: int = 24,
+    seed: int = 20240,
+    out_dir: str = "bundle/eval/qc_calibration",
+    device: str = "cpu",
+    precision: str = "auto",
+) -> dict:
+    """Run the calibration (see the module docstring) and write ``qc_calibration.md`` / ``.json`` in ``out_dir``.
+
+    Args:
+        checkpoint: the model to calibrate for.
+        config_file: inference config(s); defaults to ``bundle/configs/inference.json``.
+        n: phantoms (half for the thresholds, half for the rates). Defaults to 24.
+        seed: seed of the phantom stream (training uses seed 0's stream). Defaults to 20240.
+        out_dir: where the table goes. Defaults to ``bundle/eval/qc_calibration``.
+        device: ``"cpu"`` or ``"cuda"``. Defaults to ``"cpu"``.
+        precision: as ``xctrs-infer --precision``. Defaults to ``"auto"``.
+
+    Returns:
+        the JSON content.
+    """
+    if int(n) < 4:
+        raise SystemExit("calibrate_qc: --n must be at least 4 (two halves of two phantoms).")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        app = XCTRSInference(config_file, checkpoint, root / "out", device, precision=precision)
+        spacing = float(app.parser.get_parsed_content("spacing"))
+        (root / "in").mkdir()
+        for k, pair in enumerate(_pairs(root / "in", app.img_size, spacing, int(n), int(seed))):
+            report = app.run_case({**pair, "case_id": f"{k:04d}"})
+            results.append({"type": pair["type"], "phantom": pair["phantom"], **_signals(report)})
+    half = int(n) // 2
+    calibration = [r for r in results if r["phantom"] < half]
+    test = [r for r in results if r["phantom"] >= half]
+    thresholds = _thresholds([r for r in calibration if r["type"] == "good"])
+    verdict = lambda r: not qc_verdict(r["views"], r["anatomy"], thresholds)["reliable"]  # noqa: E731
+    old_rule = lambda r: any(v["ncc"] < 0.8 for v in r["views"].values())  # noqa: E731
+    out = {
+        "checkpoint": checkpoint, "img_size": app.img_size, "spacing_mm": spacing, "phantoms": int(n), "seed": int(seed),
+        "thresholds": thresholds, "test": _rates(test, verdict), "calibration": _rates(calibration, verdict),
+        "old_rule_ncc_0.8_test": _rates(test, old_rule), "cases": results,
+    }  # fmt: skip
+    folder = Path(out_dir)
+    save_json(out, folder / "qc_calibration.json")
+    (folder / "qc_calibration.md").write_text(_markdown(out))
+    return out
+
+
+def _markdown(out: dict) -> str:
+    lines = [
+        f"QC calibration: `{out['checkpoint']}` ({out['img_size']}^3 at {out['spacing_mm']:g} mm), {out['phantoms']} unseen "
+        f"phantoms; thresholds from the good pairs of the first {out['phantoms'] // 2}, rates on the other {out['phantoms'] - out['phantoms'] // 2}.",
+        "",
+        "| pair type | flagged (verdict) | flagged (old rule: per-view NCC >= 0.8) |",
+        "|---|---:|---:|",
+    ]
+    for t in PAIR_TYPES:
+        lines.append(f"| {t} | {100 * out['test']['flagged'][t]:.0f} % | {100 * out['old_rule_ncc_0.8_test']['flagged'][t]:.0f} % |")
+    test, old = out["test"], out["old_rule_ncc_0.8_test"]
+    lines += [
+        f"| **true-positive rate** (bad pairs flagged) | **{100 * test['true_positive_rate']:.0f} %** | {100 * old['true_positive_rate']:.0f} % |",
+        f"| **false-positive rate** (good pairs flagged) | **{100 * test['false_positive_rate']:.0f} %** | {100 * old['false_positive_rate']:.0f} % |",
+        "",
+        f"Thresholds (`qc_thresholds` in inference.json): `{json.dumps(out['thresholds'])}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(
+    checkpoint: str,
+    config_file: str | list | None = None,
+    n: int = 24,
+    seed: int = 20240,
+    out_dir: str = "bundle/eval/qc_calibration",
+    device: str = "cpu",
+    precision: str = "auto",
+) -> None:
+    """Print the calibration table and write it to ``out_dir`` (arguments: see :func:`calibrate`)."""
+    out = calibrate(checkpoint, config_file, n, seed, out_dir, device, precision)
+    print(_markdown(out))
+    print(f"written: {Path(out_dir) / 'qc_calibration.md'} and .json")
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
