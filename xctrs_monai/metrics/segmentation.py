@@ -95,6 +95,8 @@ class _PhysicalDistanceMixin:
         spacing = self.spacing if spacing is None else spacing
         with warnings.catch_warnings():  # MONAI warns of empty classes; resolve_missing_classes handles them
             warnings.filterwarnings("ignore", message=_EMPTY_WARNING)
+            # MONAI 1.5-1.6 pass their own deprecated argument internally (get_mask_edges): not ours to act on
+            warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
             distances = super()._compute_tensor(y_pred, y, spacing=spacing, **kwargs)
         return resolve_missing_classes(distances, y_pred, y, self.include_background, spacing)
 
