@@ -26,17 +26,16 @@ from xctrs_monai.data import make_phantom
 __all__ = ["benchmark"]
 
 
-def benchmark(size: int = DEFAULT_IMG_SIZE, spacing: float = DEFAULT_SPACING, runs: int = 10, threads: int = 1) -> None:
-    """Time ``make_phantom(seed, size, spacing)`` for seeds ``1..runs`` and measure its peak heap memory.
+def benchmark(
+    size: int = DEFAULT_IMG_SIZE, spacing: float = DEFAULT_SPACING, runs: int = 10, threads: int = 1
+) -> None:
+    """Print the time of ``make_phantom(seed, size, spacing)`` for seeds ``1..runs`` and its peak heap memory.
 
     Args:
         size: grid size in voxels. Defaults to 128.
         spacing: voxel size in mm. Defaults to 1.25.
         runs: timed phantoms. Defaults to 10.
         threads: torch threads (numpy runs on one core). Defaults to 1.
-
-    Returns:
-        None; prints the figures.
     """
     torch.set_num_threads(int(threads))
     make_phantom(0, size, spacing)  # warm-up
@@ -49,18 +48,11 @@ def benchmark(size: int = DEFAULT_IMG_SIZE, spacing: float = DEFAULT_SPACING, ru
     make_phantom(int(runs) + 1, size, spacing)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    fig = {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "peak_mib": peak / 2**20,
-        "peak_volumes": peak / (4 * size**3),
-    }
     print(
-        f"make_phantom {size}^3 x {spacing} mm, {threads} thread(s): median {fig['median_s']:.3f} s, "
-        f"min {fig['min_s']:.3f} s over {runs} seeds; peak heap {fig['peak_mib']:.0f} MiB "
-        f"({fig['peak_volumes']:.1f} float32 volumes)"
+        f"make_phantom {size}^3 x {spacing} mm, {threads} thread(s): median {statistics.median(times):.3f} s, "
+        f"min {min(times):.3f} s over {runs} seeds; peak heap {peak / 2**20:.0f} MiB "
+        f"({peak / (4 * size**3):.1f} float32 volumes)"
     )
-    return None
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xctrs_monai.constants import HU_AIR
 from xctrs_monai.data.phantom.anatomy import NeckAnatomy
 from xctrs_monai.data.phantom.column import Column
 from xctrs_monai.data.phantom.frames import Frame, Grid, frame_from_axis
@@ -54,6 +55,11 @@ def _spine_curves(grid: Grid, column: Column, anatomy: NeckAnatomy):
     )
 
 
+def _along_z(v) -> np.ndarray:
+    """A per-z profile as a float32 ``11Z`` array that broadcasts over the grid."""
+    return np.asarray(v, dtype=np.float32)[None, None, :]
+
+
 def _head_sdf(grid: Grid, head: Frame, centre, radii, pad: float):
     """Slices and world SDF of an ellipsoid in the head frame (or ``(None, None)`` outside the grid)."""
     sl, loc = head.local(grid, tuple(np.subtract(centre, radii) - pad), tuple(np.add(centre, radii) + pad))
@@ -62,17 +68,15 @@ def _head_sdf(grid: Grid, head: Frame, centre, radii, pad: float):
     return sl, ellipsoid(*loc, centre, radii) * np.float32(head.scale)
 
 
-def paint_soft_tissues(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnatomy, tissues: TissueValues) -> None:
-    """Paint the soft tissues into ``ct`` (HU, ``XYZ``, filled with air), in place."""
+def _paint_body(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnatomy, tissues: TissueValues) -> None:
+    """Neck (an elliptic cylinder following the spine, widening into the shoulders below the thoracic
+    inlet), head and face: subcutaneous fat, then textured muscle inside it, and the brain."""
     w = grid.spacing
-    x, y, z = grid.x, grid.y, grid.z
-    spine_x, spine_y, front_y, level = _spine_curves(grid, column, anatomy)
-    as_z = lambda v: np.asarray(v, dtype=np.float32)[None, None, :]  # noqa: E731
-    # neck: an elliptic cylinder following the spine, widening into the shoulders below the inlet
+    spine_x, spine_y, _, _ = _spine_curves(grid, column, anatomy)
     ax, ay = anatomy.neck_semi_axes
-    z_inlet = column.thorax.origin[2] + 10.0
-    widen = as_z(np.maximum(z_inlet - grid.coords, 0.0))
-    f_body = ellipse2d(x, y, (as_z(spine_x), as_z(spine_y + anatomy.neck_offset)), (ax + 2.2 * widen, ay + 0.3 * widen))
+    widen = _along_z(np.maximum(column.thorax.origin[2] + 10.0 - grid.coords, 0.0))
+    centre = (_along_z(spine_x), _along_z(spine_y + anatomy.neck_offset))
+    f_body = ellipse2d(grid.x, grid.y, centre, (ax + 2.2 * widen, ay + 0.3 * widen))
     sl_skull, f_skull = _head_sdf(grid, column.head, SKULL_CENTRE, SKULL_RADII, _SCALP + 2.0)
     if sl_skull is not None:
         np.minimum(f_body[sl_skull], f_skull - _SCALP * column.head.scale, out=f_body[sl_skull])
@@ -82,27 +86,37 @@ def paint_soft_tissues(ct: np.ndarray, grid: Grid, column: Column, anatomy: Neck
     paint(ct, f_body, tissues.fat, w)
     tex = torch.from_numpy(tissues.texture)[None, None]
     tex = torch.nn.functional.interpolate(tex, size=(grid.size,) * 3, mode="trilinear", align_corners=True)
-    tex = tex[0, 0].numpy()
     f_body += np.float32(anatomy.fat)
-    paint(ct, f_body, tissues.soft + 6.0 * tex, w)
+    paint(ct, f_body, tissues.soft + 6.0 * tex[0, 0].numpy(), w)
     if sl_skull is not None:
         paint(ct, f_skull + 5.0 * column.head.scale, tissues.brain, w, sl_skull)
 
-    # airway: pharynx -> larynx -> trachea, in front of the bodies, from above C1 down
+
+def _paint_airway(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnatomy) -> None:
+    """Pharynx -> larynx -> trachea in front of the vertebral bodies, from above C1 down."""
+    spine_x, _, front_y, level = _spine_curves(grid, column, anatomy)
     gap = np.interp(level, [1, 3, 5, 6, 8], [5.0, 4.0, 6.0, 12.0, 16.0])
     arx = np.interp(level, [1, 3, 4, 5, 6, 8], [13.0, 12.0, 9.0, 8.0, 8.0, 8.0]) * anatomy.airway_scale[0]
     ary = np.interp(level, [1, 3, 4, 5, 6, 8], [7.0, 6.0, 8.0, 7.5, 7.0, 7.0]) * anatomy.airway_scale[1]
-    f_air = ellipse2d(x, y, (as_z(spine_x), as_z(front_y + gap + ary)), (as_z(arx), as_z(ary)))
-    paint(ct, intersect(f_air, z - np.float32(column.frames[1].origin[2] + 10.0)), -1000.0, w)
+    centre = (_along_z(spine_x), _along_z(front_y + gap + ary))
+    f_air = ellipse2d(grid.x, grid.y, centre, (_along_z(arx), _along_z(ary)))
+    top = np.float32(column.frames[1].origin[2] + 10.0)
+    paint(ct, intersect(f_air, grid.z - top), HU_AIR, grid.spacing)
 
-    for sign in (-1.0, 1.0):  # lung apices
+
+def _paint_lungs(ct: np.ndarray, grid: Grid, column: Column, tissues: TissueValues) -> None:
+    """The two lung apices below the clavicles."""
+    for sign in (-1.0, 1.0):
         centre = column.thorax.to_world((sign * _LUNG_CENTRE[0], *_LUNG_CENTRE[1:]))
         sl = grid.slices(centre - np.asarray(_LUNG_RADII) - 2.0, centre + np.asarray(_LUNG_RADII) + 2.0)
         if sl is not None:
-            f = ellipsoid(x[sl[0]], y[:, sl[1]], z[:, :, sl[2]], centre, _LUNG_RADII)
-            paint(ct, f, tissues.lung, w, sl)
+            f = ellipsoid(grid.x[sl[0]], grid.y[:, sl[1]], grid.z[:, :, sl[2]], centre, _LUNG_RADII)
+            paint(ct, f, tissues.lung, grid.spacing, sl)
 
-    for lvl in range(2, 9):  # discs C2/C3 .. T1/T2 in the mean frame of their neighbours
+
+def _paint_discs(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnatomy, tissues: TissueValues) -> None:
+    """Discs C2/C3 .. T1/T2: elliptic slabs between the endplates, in the mean frame of their neighbours."""
+    for lvl in range(2, 9):
         above, below = anatomy.vertebrae[lvl - 1], anatomy.vertebrae[lvl]
         top = column.frames[lvl].to_world((0.0, 0.0, -above.bh))
         bottom = column.frames[lvl + 1].to_world((0.0, 0.0, below.bh))
@@ -112,4 +126,13 @@ def paint_soft_tissues(ct: np.ndarray, grid: Grid, column: Column, anatomy: Neck
         sl, loc = fd.local(grid, (-rx - 1, -ry - 1, -hh - 1), (rx + 1, ry + 1, hh + 1))
         if sl is not None:
             f = intersect(ellipse2d(loc[0], loc[1], (0.0, 0.3), (rx, ry)), np.abs(loc[2]) - hh)
-            paint(ct, f, tissues.disc, w, sl)
+            paint(ct, f, tissues.disc, grid.spacing, sl)
+
+
+def paint_soft_tissues(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnatomy, tissues: TissueValues) -> None:
+    """Paint the soft tissues into ``ct`` (HU, ``XYZ``, filled with air), in place: neck, head, face
+    and brain, then the airway, the lung apices and the discs."""
+    _paint_body(ct, grid, column, anatomy, tissues)
+    _paint_airway(ct, grid, column, anatomy)
+    _paint_lungs(ct, grid, column, tissues)
+    _paint_discs(ct, grid, column, anatomy, tissues)
