@@ -11,7 +11,7 @@ from xctrs_monai.constants import NUM_SEG_CLASSES
 from xctrs_monai.data.phantom.anatomy import NeckAnatomy
 from xctrs_monai.data.phantom.column import Column
 from xctrs_monai.data.phantom.frames import Frame, Grid
-from xctrs_monai.data.phantom.sdf import capsule, ellipse2d, ellipsoid, intersect, plate, ring, smin, subtract, union
+from xctrs_monai.data.phantom.sdf import capsule, ellipse2d, ellipsoid, intersect, plate, ring, smin, subtract
 from xctrs_monai.data.phantom.soft_tissue import SKULL_CENTRE, SKULL_RADII
 from xctrs_monai.data.phantom.tissues import TissueValues
 
@@ -46,19 +46,27 @@ class BoneAccumulator:
         cur_o[m] = obj_id
 
 
-def _skull_base(atlas, size: float):
-    """Occipital bowl with the foramen magnum, condyles over the atlas, clivus and mastoids (head frame)."""
-    inner = tuple(r - 5.0 for r in SKULL_RADII)
+def _skull_base(atlas, size: float) -> list:
+    """``(sdf, box)`` parts of the skull base in the head frame: the occipital bowl (a 5 mm shell) with
+    the foramen magnum, the condyles over the atlas, the mastoids and the clivus. Small parts get
+    small boxes, so that only the bowl is evaluated over the width of the head."""
+    c0, r0 = np.asarray(SKULL_CENTRE), np.asarray(SKULL_RADII)
 
-    def fn(a, b, c):
-        f = subtract(ellipsoid(a, b, c, SKULL_CENTRE, SKULL_RADII), ellipsoid(a, b, c, SKULL_CENTRE, inner))
-        f = subtract(f, ellipse2d(a, b, (0.0, -10.0), (15.0 * size, 17.5 * size)))
-        for s in (-1.0, 1.0):
-            f = smin(f, ellipsoid(a, b, c, (s * (atlas.ring_ax - 1.5), -2.0, 11.0), (6.0, 10.0, 4.5)), 2.0)
-            f = union(f, ellipsoid(a, b, c, (s * 55.0, -6.0, 14.0), (8.0, 10.0, 13.0)))
-        return smin(f, plate(a, b, c, (0.0, 10.0), (0.0, 34.0), 10.0, 22.0, 6.0), 3.0)
+    def bowl(a, b, c):
+        shell = np.abs(ellipsoid(a, b, c, SKULL_CENTRE, SKULL_RADII) + 2.5) - 2.5
+        return subtract(shell, ellipse2d(a, b, (0.0, -10.0), (15.0 * size, 17.5 * size)))
 
-    return fn, ((-85.0, -105.0, 5.0), (85.0, 75.0, 125.0))
+    def clivus(a, b, c):
+        return plate(a, b, c, (0.0, 10.0), (0.0, 34.0), 10.0, 22.0, 6.0)
+
+    parts = [(bowl, (tuple(c0 - r0 - 1.0), tuple(c0 + r0 + 1.0))), (clivus, ((-11.0, -1.0, 15.0), (11.0, 45.0, 29.0)))]
+    for s in (-1.0, 1.0):
+        condyle = ((s * (atlas.ring_ax - 1.5), -2.0, 11.0), (6.0, 10.0, 4.5))
+        mastoid = ((s * 55.0, -6.0, 14.0), (8.0, 10.0, 13.0))
+        for centre, radii in (condyle, mastoid):
+            lo, hi = tuple(np.subtract(centre, radii) - 1.0), tuple(np.add(centre, radii) + 1.0)
+            parts.append((lambda a, b, c, centre=centre, radii=radii: ellipsoid(a, b, c, centre, radii), (lo, hi)))
+    return parts
 
 
 def _jaw(a, b, c):
@@ -74,7 +82,8 @@ def add_bones(bones: BoneAccumulator, column: Column, anatomy: NeckAnatomy) -> N
     for level in range(1, 10):
         shape = anatomy.vertebrae[level - 1]
         bones.add(level, column.frames[level], shape.sdf, shape.box())
-    bones.add(_SKULL, column.head, *_skull_base(anatomy.vertebrae[0], anatomy.size))
+    for fn, box in _skull_base(anatomy.vertebrae[0], anatomy.size):
+        bones.add(_SKULL, column.head, fn, box)
     bones.add(_JAW, column.head, _jaw, ((-60.0, 5.0, -50.0), (60.0, 90.0, 14.0)))
     by3 = anatomy.vertebrae[2].by
     hyoid_c = (0.0, by3 + 28.0, -2.0)

@@ -94,7 +94,7 @@ def pose_column(anatomy: NeckAnatomy, fov: float) -> Column:
     frames = {lvl: f.moved(turn, pivot) for lvl, f in frames.items()}
     head, thorax = head.moved(turn, pivot), thorax.moved(turn, pivot)
 
-    points = np.concatenate([frames[lvl].to_world(inside_points(shapes[lvl])) for lvl in range(1, 8)])
+    points = np.concatenate([frames[lvl].to_world(inside_points(shapes[lvl], step=3.0)) for lvl in range(1, 8)])
     lo, hi = points.min(0), points.max(0)
     room, half, spread = 0.5 * fov - FOV_MARGIN, 0.5 * (hi - lo), np.asarray(POSITION_SPREAD)
     # the box centre may go where the spread allows and the bone stays in the room; position picks it

@@ -10,7 +10,6 @@ fine one.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from xctrs_monai.constants import HU_AIR
 from xctrs_monai.data.phantom.anatomy import NeckAnatomy
@@ -84,10 +83,8 @@ def _paint_body(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnatomy
     if sl is not None:
         np.minimum(f_body[sl], f_face, out=f_body[sl])
     paint(ct, f_body, tissues.fat, w)
-    tex = torch.from_numpy(tissues.texture)[None, None]
-    tex = torch.nn.functional.interpolate(tex, size=(grid.size,) * 3, mode="trilinear", align_corners=True)
     f_body += np.float32(anatomy.fat)
-    paint(ct, f_body, tissues.soft + 6.0 * tex[0, 0].numpy(), w)
+    paint(ct, f_body, tissues.soft + 6.0 * tissues.texture_volume(grid.size), w)
     if sl_skull is not None:
         paint(ct, f_skull + 5.0 * column.head.scale, tissues.brain, w, sl_skull)
 
@@ -98,10 +95,16 @@ def _paint_airway(ct: np.ndarray, grid: Grid, column: Column, anatomy: NeckAnato
     gap = np.interp(level, [1, 3, 5, 6, 8], [5.0, 4.0, 6.0, 12.0, 16.0])
     arx = np.interp(level, [1, 3, 4, 5, 6, 8], [13.0, 12.0, 9.0, 8.0, 8.0, 8.0]) * anatomy.airway_scale[0]
     ary = np.interp(level, [1, 3, 4, 5, 6, 8], [7.0, 6.0, 8.0, 7.5, 7.0, 7.0]) * anatomy.airway_scale[1]
-    centre = (_along_z(spine_x), _along_z(front_y + gap + ary))
-    f_air = ellipse2d(grid.x, grid.y, centre, (_along_z(arx), _along_z(ary)))
-    top = np.float32(column.frames[1].origin[2] + 10.0)
-    paint(ct, intersect(f_air, grid.z - top), HU_AIR, grid.spacing)
+    cy = front_y + gap + ary
+    top = column.frames[1].origin[2] + 10.0
+    pad = grid.spacing  # the partial volume reaches half a voxel beyond the wall
+    lo = (np.min(spine_x - arx) - pad, np.min(cy - ary) - pad, grid.coords[0])
+    sl = grid.slices(lo, (np.max(spine_x + arx) + pad, np.max(cy + ary) + pad, top + pad))
+    if sl is None:
+        return
+    cx, cy, rx, ry = (_along_z(v[sl[2]]) for v in (spine_x, cy, arx, ary))
+    f_air = ellipse2d(grid.x[sl[0]], grid.y[:, sl[1]], (cx, cy), (rx, ry))
+    paint(ct, intersect(f_air, grid.z[:, :, sl[2]] - np.float32(top)), HU_AIR, grid.spacing, sl)
 
 
 def _paint_lungs(ct: np.ndarray, grid: Grid, column: Column, tissues: TissueValues) -> None:

@@ -42,6 +42,23 @@ class TissueValues:
     noise_sd: float
     texture: np.ndarray
 
+    def texture_volume(self, size: int) -> np.ndarray:
+        """``texture`` trilinearly interpolated onto a ``size^3`` grid whose corners meet its corners.
+
+        The same values as ``torch.nn.functional.interpolate(..., mode="trilinear", align_corners=True)``
+        (and ``scipy.ndimage.zoom(order=1)``), written as three small matrix products because those are
+        5-30 times slower for this 6^3 -> 128^3 up-sampling on one core.
+        """
+        n = self.texture.shape[0]
+        pos = np.linspace(0.0, n - 1.0, size)
+        i0 = np.minimum(np.floor(pos).astype(int), n - 2)
+        weights = np.zeros((size, n), dtype=np.float32)
+        weights[np.arange(size), i0] = 1.0 - (pos - i0)
+        weights[np.arange(size), i0 + 1] += pos - i0
+        out = np.tensordot(weights, self.texture, axes=(1, 0))  # X, 6, 6
+        out = np.einsum("bj,ajk->abk", weights, out)  # X, Y, 6
+        return out @ weights.T
+
 
 def sample_tissues(rng: np.random.Generator) -> TissueValues:
     """Draw the tissue values of one phantom."""
