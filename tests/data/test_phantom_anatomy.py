@@ -159,18 +159,17 @@ def test_sampled_population():
 
 
 def test_vertebra_boxes_hold_the_bone():
-    """Each shape's box (where its SDF is evaluated) holds its bone: no inside point of a 1 mm lattice
-    on the box grown by 15 mm lies outside the box."""
+    """Each part of each shape has a box (where its SDF is evaluated) that holds it: no inside point of
+    a 1 mm lattice on the box grown by 15 mm lies outside the box."""
     anatomy: NeckAnatomy = sample_anatomy(np.random.default_rng(0))
     for level, shape in enumerate(anatomy.vertebrae, start=1):
-        lo, hi = (np.asarray(c) for c in shape.box())
+        for n, (fn, (lo, hi)) in enumerate(shape.parts()):
+            lo, hi = np.asarray(lo), np.asarray(hi)
 
-        class Grown:
-            sdf = shape.sdf
+            class Grown:
+                @staticmethod
+                def parts():
+                    return [(fn, (tuple(lo - 15.0), tuple(hi + 15.0)))]
 
-            @staticmethod
-            def box():
-                return tuple(lo - 15.0), tuple(hi + 15.0)
-
-        p = inside_points(Grown, step=1.0)
-        assert len(p) and np.all(p >= lo) and np.all(p <= hi), f"level {level}: bone outside its box"
+            p = inside_points(Grown, step=1.0)
+            assert len(p) and np.all(p >= lo) and np.all(p <= hi), f"level {level} part {n}: bone outside its box"

@@ -81,7 +81,8 @@ def add_bones(bones: BoneAccumulator, column: Column, anatomy: NeckAnatomy) -> N
     """Add the vertebrae (object id = level, 1..9), skull base, mandible, hyoid and clavicles."""
     for level in range(1, 10):
         shape = anatomy.vertebrae[level - 1]
-        bones.add(level, column.frames[level], shape.sdf, shape.box())
+        for fn, box in shape.parts():
+            bones.add(level, column.frames[level], fn, box)
     for fn, box in _skull_base(anatomy.vertebrae[0], anatomy.size):
         bones.add(_SKULL, column.head, fn, box)
     bones.add(_JAW, column.head, _jaw, ((-60.0, 5.0, -50.0), (60.0, 90.0, 14.0)))

@@ -24,7 +24,7 @@ _FACET_SHEAR = 0.84  # facet planes descend posteriorly at about 40 degrees: z' 
 
 @dataclass(frozen=True)
 class _Vertebra:
-    """Sizes (mm) shared by C2..T2.
+    """Sizes (mm) shared by C2..T2, and the bone as a union of parts with boxes of their own.
 
     Args:
         bx: body half-width. by: body half-depth (the box; C3..T2 bulge 0.9 mm further anterior).
@@ -41,6 +41,20 @@ class _Vertebra:
     spine_len: float
     foramen_r: float
 
+    def parts(self) -> list:
+        """``(sdf, (lo, hi))`` of each part: its SDF and the local box that holds it. Parts are
+        evaluated in their own boxes (the long processes would otherwise widen the box of the whole)."""
+        raise NotImplementedError
+
+    def sdf(self, x, y, z) -> np.ndarray:
+        """SDF of the whole bone: the union of its parts."""
+        return union(*[fn(x, y, z) for fn, _ in self.parts()])
+
+    def box(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Local ``(lo, hi)`` corners of a box that holds the whole bone."""
+        boxes = np.array([b for _, b in self.parts()])
+        return tuple(boxes[:, 0].min(0)), tuple(boxes[:, 1].max(0))
+
 
 @dataclass(frozen=True)
 class Subaxial(_Vertebra):
@@ -55,7 +69,8 @@ class Subaxial(_Vertebra):
     tp_len: float
     bifid: bool
 
-    def sdf(self, x, y, z) -> np.ndarray:
+    def _core(self, x, y, z) -> np.ndarray:
+        """Body with uncinate processes, pedicles, pillars and laminae."""
         yc = -self.by - self.cd  # canal centre
         f = box(x, y, z, (0.0, 0.0, 0.0), (self.bx, self.by, self.bh), rounding=2.5)
         f = smin(f, ellipsoid(x, y, z, (0.0, 1.0, 0.0), (self.bx - 0.5, self.by + 0.8, self.bh - 1.5)), 1.0)
@@ -68,28 +83,43 @@ class Subaxial(_Vertebra):
             ped = capsule(x, y, z, ped_a, ped_b, 2.9)
             pillar = box(x, y, zs, (s * (self.cw + 4.0), yp, 0.0), (4.2, 5.0, self.bh + 1.6), rounding=1.5)
             lamina = plate(x, y, z, (s * (self.cw + 0.5), yp - 3.0), (0.0, yc - self.cd - 2.5), 1.6, -1.5, 4.5)
+            f = smin(union(smin(f, ped, 1.5), pillar), lamina, 1.5)
+        return f
+
+    def _transverse(self, s: float):
+        """Transverse process of side ``s`` (+1 right) with its foramen."""
+
+        def fn(x, y, z):
             tp_c = (s * (self.bx + 0.5 * self.tp_len - 1.0), -self.by + 2.0, -0.5)
             tp = box(x, y, z, tp_c, (0.5 * self.tp_len + 1.0, 4.2, 3.0), rounding=1.5)
             if self.foramen_r > 0:
                 hole = ellipse2d(x, y, (s * (self.bx + 3.2), -self.by + 2.0), (self.foramen_r, self.foramen_r))
                 tp = subtract(tp, hole)
-            f = smin(smin(union(smin(f, ped, 1.5), pillar), lamina, 1.5), tp, 1.2)
-        y0 = yc - self.cd - 2.0
+            return tp
+
+        return fn
+
+    def _spinous(self, x, y, z) -> np.ndarray:
+        y0 = -self.by - 2 * self.cd - 2.0
         tip = (0.0, y0 - self.spine_len, -1.5 - 0.35 * self.spine_len)
         sp = capsule(1.25 * x, y, z, (0.0, y0, -1.5), tip, 3.0)
         if self.bifid:
             tips = [ellipsoid(x, y, z, (s * 2.6, tip[1] - 0.5, tip[2]), (2.3, 3.0, 2.6)) for s in (-1.0, 1.0)]
-            sp = smin(sp, union(*tips), 1.0)
-        else:
-            sp = smin(sp, ellipsoid(x, y, z, (0.0, tip[1] - 1.0, tip[2]), (3.5, 3.5, 3.2)), 1.0)
-        return smin(f, sp, 1.5)
+            return smin(sp, union(*tips), 1.0)
+        return smin(sp, ellipsoid(x, y, z, (0.0, tip[1] - 1.0, tip[2]), (3.5, 3.5, 3.2)), 1.0)
 
-    def box(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        """Local ``(lo, hi)`` corners of a box that holds the bone."""
+    def parts(self) -> list:
         top = self.bh + 1.6 + _FACET_SHEAR * 5.0 + 1.0  # pillar top (sheared) with a 1 mm pad
-        low = max(top, 6.5 + 0.35 * self.spine_len)  # or the spinous tip, pad included
-        back = self.by + 2 * self.cd + self.spine_len + 7.0
-        return (-(self.bx + self.tp_len + 1.5), -back, -low), (self.bx + self.tp_len + 1.5, self.by + 2.5, top)
+        half_x = max(self.cw + 9.2, self.bx + 1.6)
+        y0 = -self.by - 2 * self.cd - 2.0  # where the laminae meet the spinous process
+        core = ((-half_x, y0 - 4.0, -top), (half_x, self.by + 2.5, top))
+        y_tp, tip_z = -self.by + 2.0, 1.5 + 0.35 * self.spine_len
+        spinous = ((-5.5, y0 - self.spine_len - 5.0, -tip_z - 4.5), (5.5, y0 + 4.0, 2.5))
+        out = [(self._core, core), (self._spinous, spinous)]
+        for s in (-1.0, 1.0):
+            xs = sorted((s * (self.bx - 2.5), s * (self.bx + self.tp_len + 1.0)))
+            out.append((self._transverse(s), ((xs[0], y_tp - 5.2, -4.5), (xs[1], y_tp + 5.2, 3.5))))
+        return out
 
 
 @dataclass(frozen=True)
@@ -104,15 +134,12 @@ class Axis(_Vertebra):
     dens_len: float
     dens_r: float
 
-    def sdf(self, x, y, z) -> np.ndarray:
+    def _core(self, x, y, z) -> np.ndarray:
+        """Body with its anterior-inferior lip, superior facets, pedicles, pillars, laminae, transverse processes."""
         yc = -self.by - self.cd
         f = box(x, y, z, (0.0, 0.0, 0.0), (self.bx, self.by, self.bh), rounding=3.0)
         lip = ellipsoid(x, y, z, (0.0, self.by - 1.5, -self.bh + 1.0), (self.bx - 2.5, 3.0, 3.5))
-        f = smin(f, lip, 1.5)  # anterior-inferior lip
-        top = self.bh + self.dens_len
-        dens = capsule(x, y, z, (0.0, 1.0, self.bh - 2.0), (0.0, 1.5, top), self.dens_r * 0.85)
-        dens = smin(dens, ellipsoid(x, y, z, (0.0, 1.5, top - 0.5), (self.dens_r, self.dens_r, self.dens_r * 1.1)), 2.0)
-        f = smin(f, dens, 2.0)
+        f = smin(f, lip, 1.5)
         yp = yc - 1.0
         zs = z - _FACET_SHEAR * (y - yp)
         for s in (-1.0, 1.0):
@@ -124,19 +151,30 @@ class Axis(_Vertebra):
             tp = box(x, y, z, (s * (self.bx + 3.5), -3.5, -1.0), (4.5, 4.0, 3.2), rounding=1.5)
             tp = subtract(tp, ellipse2d(x, y, (s * (self.bx + 3.0), -3.5), (self.foramen_r, self.foramen_r)))
             f = smin(smin(union(smin(smin(f, sup, 2.0), ped, 1.5), pillar), lamina, 1.5), tp, 1.0)
-        y0 = yc - self.cd - 2.5
+        return f
+
+    def _dens(self, x, y, z) -> np.ndarray:
+        top = self.bh + self.dens_len
+        dens = capsule(x, y, z, (0.0, 1.0, self.bh - 2.0), (0.0, 1.5, top), self.dens_r * 0.85)
+        return smin(dens, ellipsoid(x, y, z, (0.0, 1.5, top - 0.5), (self.dens_r, self.dens_r, self.dens_r * 1.1)), 2.0)
+
+    def _spinous(self, x, y, z) -> np.ndarray:
+        y0 = -self.by - 2 * self.cd - 2.5
         tip = (0.0, y0 - self.spine_len, -3.0 - 0.3 * self.spine_len)
         sp = capsule(1.15 * x, y, z, (0.0, y0, -2.0), tip, 4.0)
-        tips = union(*[ellipsoid(x, y, z, (s * 3.5, tip[1], tip[2]), (3.0, 3.5, 4.0)) for s in (-1.0, 1.0)])
-        return smin(f, smin(sp, tips, 1.5), 2.0)
+        tips = [ellipsoid(x, y, z, (s * 3.5, tip[1], tip[2]), (3.0, 3.5, 4.0)) for s in (-1.0, 1.0)]
+        return smin(sp, union(*tips), 1.5)
 
-    def box(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        """Local ``(lo, hi)`` corners of a box that holds the bone."""
-        low = max(self.bh + 1.5 + _FACET_SHEAR * 5.0 + 1.0, 8.5 + 0.3 * self.spine_len)  # pillar or spinous tip
-        back = self.by + 2 * self.cd + self.spine_len + 9.0
-        top = self.bh + self.dens_len + self.dens_r * 1.1 + 1.0
+    def parts(self) -> list:
         half_x = max(self.bx + 9.5, self.cw + 13.0)
-        return (-half_x, -back, -low), (half_x, self.by + 2.5, top)
+        low = self.bh + 1.5 + _FACET_SHEAR * 5.0 + 1.0  # pillar bottom (sheared) with a 1 mm pad
+        y0 = -self.by - 2 * self.cd - 2.5
+        core = ((-half_x, y0 - 5.0, -low), (half_x, self.by + 2.5, self.bh + 4.0))
+        r, top = self.dens_r + 1.0, self.bh + self.dens_len + 1.1 * self.dens_r + 1.0
+        dens = ((-r, 1.0 - r, self.bh - 3.0 - self.dens_r), (r, 1.5 + r, top))
+        tip_z = 3.0 + 0.3 * self.spine_len
+        spinous = ((-8.0, y0 - self.spine_len - 4.5, -tip_z - 5.0), (8.0, y0 + 5.0, 3.0))
+        return [(self._core, core), (self._dens, dens), (self._spinous, spinous)]
 
 
 @dataclass(frozen=True)
@@ -178,12 +216,17 @@ class Atlas:
         low = -max(10.0, self.mass[2] + 2.5)
         return (-half_x, 9.5 - 2 * self.ring_ay - 5.0, low), (half_x, 14.0, max(7.0, self.mass[2]))
 
+    def parts(self) -> list:
+        """One part: the whole ring."""
+        return [(self.sdf, self.box())]
+
 
 def inside_points(shape: Subaxial | Axis | Atlas, step: float = 2.0) -> np.ndarray:
-    """Local points (``N3``, mm) of a ``step`` lattice that lie inside the bone of ``shape``."""
-    lo, hi = shape.box()
-    axes = [np.arange(a, b + step, step, dtype=np.float32) for a, b in zip(lo, hi)]
-    x, y, z = axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]
-    f = shape.sdf(x, y, z)
-    idx = np.argwhere(np.broadcast_to(f, (len(axes[0]), len(axes[1]), len(axes[2]))) <= 0.0)
-    return np.stack([axes[k][idx[:, k]] for k in range(3)], axis=1).astype(np.float64)
+    """Local points (``N3``, mm) of a ``step`` lattice on each part's box that lie inside the bone of ``shape``."""
+    points = []
+    for fn, (lo, hi) in shape.parts():
+        axes = [np.arange(a, b + step, step, dtype=np.float32) for a, b in zip(lo, hi)]
+        f = fn(axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :])
+        idx = np.argwhere(np.broadcast_to(f, tuple(len(a) for a in axes)) <= 0.0)
+        points.append(np.stack([axes[k][idx[:, k]] for k in range(3)], axis=1))
+    return np.concatenate(points).astype(np.float64)
