@@ -21,7 +21,7 @@ from xctrs_monai.data import (
     save_nifti,
 )
 
-SIZE, SPACING = 48, 2.5  # output grid: 120 mm
+SIZE, SPACING = 64, 2.5  # output grid: 160 mm (true-scale phantoms need it)
 
 
 def reorient(arr, affine, perm, flips=(), step=(1, 1, 1)):
