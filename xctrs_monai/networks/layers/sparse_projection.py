@@ -79,14 +79,14 @@ class ViewOperator:
         scale = (sad - depth) / sdd if cone else torch.ones_like(depth)
 
         # factor 1: lateral interpolation, rows (slice d, column u) <- volume rows (x, y) of length Z
-        idx, wts, valid = _linear_weights(det_u[None, :] * scale[:, None] / s_l + (n_l - 1) / 2.0, n_l)
+        idx, wts, valid = _linear_weights((det_u[None, :] * scale[:, None] - grid_origin(n_l, s_l)) / s_l, n_l)
         d_idx = torch.arange(n_d)[:, None].expand(n_d, n_u)
         rows = (d_idx * n_u + torch.arange(n_u)[None, :]).expand_as(idx)
         cols = idx * n_y + d_idx if depth_axis == 1 else d_idx * n_y + idx
         self.lateral = (rows[valid], cols[valid], wts[valid], (n_d * n_u, n_x * n_y))
 
         # factor 2: cranio-caudal interpolation and the sum over slices, rows v <- (slice d, z)
-        idx, wts, valid = _linear_weights(det_v[None, :] * scale[:, None] / s_z + (n_z - 1) / 2.0, n_z)
+        idx, wts, valid = _linear_weights((det_v[None, :] * scale[:, None] - grid_origin(n_z, s_z)) / s_z, n_z)
         d_idx = torch.arange(n_d)[:, None].expand(n_d, n_v)
         rows = torch.arange(n_v)[None, :].expand(n_d, n_v).expand_as(idx)
         cols = d_idx * n_z + idx
