@@ -157,18 +157,20 @@ def benchmark(size: int = 128, threads: int = 2, runs: int = 50, warmup: int = 5
             torch.cuda.reset_peak_memory_stats(device)
             forward_backward()
             cuda_backward = torch.cuda.max_memory_allocated(device) - before
-        medians = {}
         for name, fn in (("forward (AP + LA)", forward), ("forward + backward", forward_backward)):
             median, fastest = _times_ms(fn, runs, warmup, device)
-            medians[name] = median
             print(f"[{device.type}] {name}: median {median:.2f} ms, min {fastest:.2f} ms over {runs} runs")
         if device.type == "cpu" and batch == 1:
             ct, drr = _loaded_ct(volume, 1.0), BiplanarDRR()
-            median, fastest = _times_ms(lambda: drr(ct), runs, warmup, device)
+            # alternate the two calls, so that a busy machine slows both alike and the ratio stays meaningful
+            bare, transform = [], []
+            for i in range(warmup + runs):
+                bare.append(_times_ms(forward, 1, 0, device)[0])
+                transform.append(_times_ms(lambda: drr(ct), 1, 0, device)[0])
+            bare, transform = statistics.median(bare[warmup:]), statistics.median(transform[warmup:])
             print(
-                f"[cpu] BiplanarDRR on a LoadImage MetaTensor (AP + LA with metadata): median {median:.2f} ms, "
-                f"min {fastest:.2f} ms over {runs} runs; {median / medians['forward (AP + LA)']:.2f} x the bare "
-                "projector's forward"
+                f"[cpu] BiplanarDRR on a LoadImage MetaTensor (AP + LA with metadata) vs the bare projector, "
+                f"alternating: median {transform:.2f} ms vs {bare:.2f} ms over {runs} runs, {transform / bare:.2f} x"
             )
         if device.type == "cuda":
             print(
