@@ -259,3 +259,17 @@ def test_console_has_no_traceback_subprocess(tiny_bundle, tmp_path):
     assert "Traceback" not in proc.stderr
     assert f"LA radiograph: Cannot read '{tmp_path / 'missing.dcm'}' as a radiograph: no such file" in proc.stderr
     assert not any((tmp_path / "out").iterdir()) or [p.name for p in (tmp_path / "out").iterdir()] == ["summary.json"]
+
+
+def test_config_parses_without_checkpoint_or_input(tiny_bundle, tmp_path):
+    """MONAI's property check of the inference workflow needs neither a checkpoint nor an input pair."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = Path(tiny_bundle["inference"]).parent
+    workflow = ConfigWorkflow(
+        config_file=tiny_bundle["inference"], meta_file=str(configs / "metadata.json"), logging_file=str(configs / "logging.conf"),
+        workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(tmp_path),
+    )  # fmt: skip
+    workflow.initialize()
+    assert not workflow.check_properties()
+    assert len(workflow.parser.get_parsed_content("dataset")) == 0

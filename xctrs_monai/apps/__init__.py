@@ -6,7 +6,7 @@ quality control and preview."""
 from __future__ import annotations
 
 from . import checkpoint, datalist, outputs, preview, qc, report, workflow, writers
-from .checkpoint import Checkpoint, load_network, read_checkpoint, to_channels_last, unwrap_state_dict
+from .checkpoint import Checkpoint, NetworkCheckpointLoader, load_network, read_checkpoint, to_channels_last, unwrap_state_dict
 from .datalist import case_id_from_path, make_datalist, read_pairs
 from .outputs import SplitPredictiond, split_prediction
 from .preview import WritePreviewd, render_preview

@@ -24,7 +24,15 @@ from pathlib import Path
 import torch
 from monai.config import PathLike
 
-__all__ = ["Checkpoint", "read_checkpoint", "unwrap_state_dict", "state_dict_problems", "load_network", "to_channels_last"]
+__all__ = [
+    "Checkpoint",
+    "read_checkpoint",
+    "unwrap_state_dict",
+    "state_dict_problems",
+    "load_network",
+    "to_channels_last",
+    "NetworkCheckpointLoader",
+]
 
 _WRAPPER_KEYS = ("network", "model", "state_dict")
 _PREFIXES = ("module.", "_orig_mod.")
@@ -221,3 +229,40 @@ def load_network(
             network.load_state_dict(checkpoint.state_dict, strict=True)
     network = network.to(device).eval()
     return to_channels_last(network) if channels_last else network
+
+
+class NetworkCheckpointLoader:
+    """Event handler: when the engine first starts, put the checkpoint's weights into ``engine.network``.
+
+    The bundle's ``inference.json`` uses it in place of MONAI's ``CheckpointLoader`` so that the checkpoint is
+    read once, with the unwrapping and refusals of :func:`read_checkpoint` and the network check of
+    :func:`load_network`; parsing the config does not need the file (MONAI's ``check_properties``,
+    ``verify_net_in_out``). A TorchScript checkpoint replaces ``engine.network``.
+
+    Args:
+        checkpoint: a checkpoint path, or a :class:`Checkpoint` already read (``xctrs-infer`` reads it first to
+            build the network it fits).
+        channels_last: see :func:`to_channels_last`. Defaults to ``False``.
+        torchscript: the path is a TorchScript archive. Defaults to ``False``.
+    """
+
+    def __init__(self, checkpoint: PathLike | Checkpoint, channels_last: bool = False, torchscript: bool = False) -> None:
+        self.checkpoint = checkpoint
+        self.channels_last = bool(channels_last)
+        self.torchscript = bool(torchscript)
+        self.loaded = False
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine) -> None:
+        if self.loaded:
+            return
+        device = engine.state.device
+        checkpoint = self.checkpoint
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = read_checkpoint(checkpoint, torchscript=self.torchscript, map_location=device)
+        engine.network = load_network(checkpoint, engine.network, device, self.channels_last)
+        self.loaded = True

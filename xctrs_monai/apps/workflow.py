@@ -25,7 +25,7 @@ from monai.bundle import ConfigParser
 from monai.config import PathLike
 from monai.data import DataLoader, Dataset
 
-from xctrs_monai.apps.checkpoint import read_checkpoint
+from xctrs_monai.apps.checkpoint import NetworkCheckpointLoader, read_checkpoint
 from xctrs_monai.apps.datalist import check_case_id
 from xctrs_monai.apps.writers import clean_stale_cases, discard_case
 from xctrs_monai.data.io import save_json
@@ -238,6 +238,9 @@ class XCTRSInference:
             if blamed:
                 raise UsageError(f"--{blamed[0]} {self._user_options[blamed[0]]!r}: {message}") from None
             raise ValueError(f"the config {self.config_files} cannot be built: {message}") from None
+        for handler in self.parser.get_parsed_content("handlers"):
+            if isinstance(handler, NetworkCheckpointLoader):
+                handler(self.evaluator)  # now, not at the first run: a checkpoint that does not fit stops the start
 
     def _choose_precision(self, precision: str, channels_last: bool | str) -> tuple[str, bool]:
         if precision not in PRECISIONS:
