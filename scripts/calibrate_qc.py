@@ -14,9 +14,9 @@ LA), ``flipped`` (the AP upside down), ``mismatched`` (the LA of another phantom
 in both views), ``inverted`` (both intensity-inverted) and ``wrong_spacing`` (both pixel spacings 1.5x too
 large, inside the range the pre-run check lets through).
 
-The phantoms are split in two halves. The thresholds are set on the good pairs of the first half (each at the
-value that every one of them passes), and every rate is measured on the second half, so the table does not
-flatter the thresholds it measures. Output: a Markdown table and a JSON file (pair type -> fraction flagged,
+The phantoms are split in two halves. The thresholds are set on the good pairs of the first half (a normal
+tail at ``target_fpr``, never above the worst of them: see ``_thresholds``), and every rate is measured on the
+second half, so the table does not flatter the thresholds it measures. Output: a Markdown table and a JSON file (pair type -> fraction flagged,
 true- and false-positive rates, the thresholds to put in ``inference.json``'s ``qc_thresholds``, and the same
 table for the old rule, per-view NCC >= 0.8).
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from xctrs_monai.transforms.xray import canonical_to_display
 __all__ = ["PAIR_TYPES", "calibrate", "main"]
 
 PAIR_TYPES = ("good", "swapped", "flipped", "mismatched", "noise", "inverted", "wrong_spacing")
-_LOWER = ("ncc", "gradient_correlation", "vertebrae_present", "component_fraction")  # checks of the form value >= t
+_CONTINUOUS = ("ncc", "gradient_correlation", "cross_view", "component_fraction")  # checks of the form value >= t
 
 
 def _write_dicom(path: Path, display: np.ndarray, pixel_spacing: float) -> str:
@@ -96,20 +97,32 @@ def _pairs(folder: Path, img_size: int, spacing: float, n: int, seed: int) -> li
 
 
 def _signals(report: dict) -> dict:
-    views = report["reprojection_consistency"]
-    return {"views": views, "anatomy": report["anatomy"]}
+    return {"views": report["reprojection_consistency"], "cross_view": report["cross_view_consistency"], "anatomy": report["anatomy"]}
 
 
-def _thresholds(good: list[dict]) -> dict:
-    """The value of each check that every calibration good pair passes."""
+def _values(case: dict, name: str) -> float:
+    if name in ("ncc", "gradient_correlation"):
+        return min(case["views"][v][name] for v in case["views"])  # the worse view decides
+    return case["cross_view"] if name == "cross_view" else case["anatomy"][name]
+
+
+def _thresholds(good: list[dict], target_fpr: float) -> dict:
+    """Thresholds from the calibration good pairs.
+
+    A continuous check gets ``mean - z * std`` of the good pairs' values, with ``z`` the normal quantile of
+    ``1 - target_fpr / (number of continuous checks)`` (a normal tail, split evenly between the checks), and
+    never above their minimum (every calibration good pair passes); the counts get the worst good value.
+    The lowest-of-n rule alone would flag about 1 good pair in n + 1 per check.
+    """
+    z = statistics.NormalDist().inv_cdf(1.0 - float(target_fpr) / len(_CONTINUOUS))
     out = {}
-    for name in ("ncc", "gradient_correlation"):
-        out[name] = min(min(s["views"][v][name] for v in s["views"]) for s in good)
-    out["vertebrae_present"] = min(s["anatomy"]["vertebrae_present"] for s in good)
-    out["order_inversions"] = max(s["anatomy"]["order_inversions"] for s in good)
-    out["component_fraction"] = min(s["anatomy"]["component_fraction"] for s in good)
-    # floor the lower bounds to 3 decimals so that the calibration cases themselves still pass after rounding
-    return {k: (math.floor(v * 1000) / 1000 if k in _LOWER else v) for k, v in out.items()}
+    for name in _CONTINUOUS:
+        values = [_values(c, name) for c in good]
+        limit = min(min(values), statistics.fmean(values) - z * statistics.pstdev(values))
+        out[name] = math.floor(limit * 1000) / 1000  # 3 decimals, rounded down: the calibration cases still pass
+    out["vertebrae_present"] = min(_values(c, "vertebrae_present") for c in good)
+    out["order_inversions"] = max(_values(c, "order_inversions") for c in good)
+    return out
 
 
 def _rates(results: list[dict], flagged) -> dict:
@@ -133,6 +146,7 @@ def calibrate(
     out_dir: str = "bundle/eval/qc_calibration",
     device: str = "cpu",
     precision: str = "auto",
+    target_fpr: float = 0.05,
 ) -> dict:
     """Run the calibration (see the module docstring) and write ``qc_calibration.md`` / ``.json`` in ``out_dir``.
 
@@ -144,6 +158,7 @@ def calibrate(
         out_dir: where the table goes. Defaults to ``bundle/eval/qc_calibration``.
         device: ``"cpu"`` or ``"cuda"``. Defaults to ``"cpu"``.
         precision: as ``xctrs-infer --precision``. Defaults to ``"auto"``.
+        target_fpr: the share of good pairs the thresholds are meant to flag (see ``_thresholds``). Defaults to 0.05.
 
     Returns:
         the JSON content.
@@ -162,11 +177,12 @@ def calibrate(
     half = int(n) // 2
     calibration = [r for r in results if r["phantom"] < half]
     test = [r for r in results if r["phantom"] >= half]
-    thresholds = _thresholds([r for r in calibration if r["type"] == "good"])
-    verdict = lambda r: not qc_verdict(r["views"], r["anatomy"], thresholds)["reliable"]  # noqa: E731
+    thresholds = _thresholds([r for r in calibration if r["type"] == "good"], target_fpr)
+    verdict = lambda r: not qc_verdict(r["views"], r["anatomy"], thresholds, r["cross_view"])["reliable"]  # noqa: E731
     old_rule = lambda r: any(v["ncc"] < 0.8 for v in r["views"].values())  # noqa: E731
     out = {
         "checkpoint": checkpoint, "img_size": app.img_size, "spacing_mm": spacing, "phantoms": int(n), "seed": int(seed),
+        "target_fpr": float(target_fpr),
         "thresholds": thresholds, "test": _rates(test, verdict), "calibration": _rates(calibration, verdict),
         "old_rule_ncc_0.8_test": _rates(test, old_rule), "cases": results,
     }  # fmt: skip
@@ -205,9 +221,10 @@ def main(
     out_dir: str = "bundle/eval/qc_calibration",
     device: str = "cpu",
     precision: str = "auto",
+    target_fpr: float = 0.05,
 ) -> None:
     """Print the calibration table and write it to ``out_dir`` (arguments: see :func:`calibrate`)."""
-    out = calibrate(checkpoint, config_file, n, seed, out_dir, device, precision)
+    out = calibrate(checkpoint, config_file, n, seed, out_dir, device, precision, target_fpr)
     print(_markdown(out))
     print(f"written: {Path(out_dir) / 'qc_calibration.md'} and .json")
 

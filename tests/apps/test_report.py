@@ -13,6 +13,7 @@ from monai.data import MetaTensor
 
 from xctrs_monai.apps.outputs import split_prediction
 from xctrs_monai.apps.qc import (
+    cross_view_consistency,
     gradient_correlation,
     normalized_cross_correlation,
     psnr,
@@ -72,6 +73,20 @@ def test_gradient_correlation_against_a_written_out_reference():
         gradient_correlation(a, a[:5])
 
 
+def test_cross_view_consistency():
+    """AP [X, Z] and LA [Y, Z] share Z: the same superior-inferior profile (any gain and offset) gives 1."""
+    z = np.linspace(0.0, 1.0, 20)
+    profile = np.sin(6 * z) + z
+    ap = np.outer(np.linspace(1.0, 2.0, 12), profile)  # mean over X: 1.5 * profile
+    la = np.outer(np.ones(9), 2.0 * profile + 1.0)
+    assert cross_view_consistency(ap[None], la[None]) == pytest.approx(1.0)
+    upside_down = la[:, ::-1]
+    expected = np.corrcoef(profile, profile[::-1])[0, 1]
+    assert cross_view_consistency(ap, upside_down) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="the same Z"):
+        cross_view_consistency(ap, la[:, :10])
+
+
 def _column(size: int = 24) -> np.ndarray:
     """Seven 2-voxel-thick slabs, C1 at the top (largest Z = superior in RAS), a voxel of gap between them."""
     labels = np.zeros((size, size, size), dtype=np.uint8)
@@ -107,7 +122,9 @@ def test_qc_verdict():
     limits = {"ncc": 0.8, "gradient_correlation": 0.3, "vertebrae_present": 7, "order_inversions": 0, "component_fraction": 0.8}
     verdict = qc_verdict(views, anatomy, limits)
     assert not verdict["reliable"] and verdict["reasons"] == ["la_gradient_correlation 0.1 (needs >= 0.3)"]
-    assert len(verdict["checks"]) == 7
+    assert len(verdict["checks"]) == 7  # 2 per view + 3 anatomy; cross_view skipped without a value or a limit
+    verdict = qc_verdict(views, anatomy, {**limits, "cross_view": 0.6}, cross_view=0.2)
+    assert verdict["reasons"][-1] == "cross_view 0.2 (needs >= 0.6)" and len(verdict["checks"]) == 8
     assert qc_verdict(views, anatomy, {**limits, "gradient_correlation": None})["reliable"]
     verdict = qc_verdict(views, {**anatomy, "order_inversions": 2}, {**limits, "gradient_correlation": 0.05})
     assert verdict["reasons"] == ["order_inversions 2 (needs <= 0)"]

@@ -12,6 +12,10 @@ therefore combines several signals, each with a threshold calibrated on phantom 
 - ``gradient_correlation`` per view: the mean NCC of the two Sobel gradient images (Penney et al., IEEE
   TMI 1998, "A comparison of similarity measures for use in 2-D-3-D medical image registration"), which
   weighs bone edges instead of the silhouette (catches swapped, flipped and mismatched views, wrong scale);
+- ``cross_view``: the two inputs share the superior-inferior axis (the canonical second image axis of both
+  views, at the same magnification), so the profiles along it (the mean over the other axis) of one patient's
+  AP and lateral agree; a pair of two patients, or a view upside down, does not (this signal does not use the
+  network);
 - the label map as anatomy: all seven vertebrae present, in order C1..C7 from superior to inferior, each
   mostly one connected piece.
 """
@@ -31,6 +35,7 @@ __all__ = [
     "DEFAULT_QC_THRESHOLDS",
     "normalized_cross_correlation",
     "gradient_correlation",
+    "cross_view_consistency",
     "psnr",
     "vertebra_plausibility",
     "qc_verdict",
@@ -41,6 +46,7 @@ __all__ = [
 DEFAULT_QC_THRESHOLDS: dict[str, float | None] = {
     "ncc": 0.8,
     "gradient_correlation": 0.3,
+    "cross_view": 0.5,
     "vertebrae_present": 7,
     "order_inversions": 0,
     "component_fraction": 0.8,
@@ -68,6 +74,15 @@ def gradient_correlation(a: NdarrayOrTensor, b: NdarrayOrTensor) -> float:
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"need two 2D images of the same shape, got {x.shape} and {y.shape}.")
     return float(np.mean([normalized_cross_correlation(ndimage.sobel(x, axis=i), ndimage.sobel(y, axis=i)) for i in (0, 1)]))
+
+
+def cross_view_consistency(ap: NdarrayOrTensor, la: NdarrayOrTensor) -> float:
+    """NCC of the superior-inferior profiles of a canonical AP ``[1, X, Z]`` and LA ``[1, Y, Z]`` (means over X
+    and over Y): the same patient shows the same levels (skull base, vertebrae, shoulders) at the same Z."""
+    a, b = np.squeeze(_np(ap)), np.squeeze(_np(la))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"need two canonical views [A, Z] with the same Z, got {a.shape} and {b.shape}.")
+    return normalized_cross_correlation(a.mean(0), b.mean(0))
 
 
 def psnr(a: NdarrayOrTensor, b: NdarrayOrTensor, data_range: float = 1.0) -> float:
@@ -109,15 +124,21 @@ def vertebra_plausibility(labels: NdarrayOrTensor, affine: NdarrayOrTensor) -> d
     }
 
 
-def qc_verdict(views: Mapping[str, Mapping[str, float]], anatomy: Mapping[str, float], thresholds: Mapping | None = None) -> dict:
+def qc_verdict(
+    views: Mapping[str, Mapping[str, float]],
+    anatomy: Mapping[str, float],
+    thresholds: Mapping | None = None,
+    cross_view: float | None = None,
+) -> dict:
     """Combine the signals into a verdict.
 
     Args:
         views: per view, ``{"ncc", "gradient_correlation"}`` of the input against its own re-projection.
         anatomy: :func:`vertebra_plausibility` of the label map.
-        thresholds: ``{"ncc", "gradient_correlation", "component_fraction"}`` lower bounds,
+        thresholds: ``{"ncc", "gradient_correlation", "cross_view", "component_fraction"}`` lower bounds,
             ``{"vertebrae_present"}`` a lower bound and ``{"order_inversions"}`` an upper bound; a missing or
             ``None`` entry switches the check off. Defaults to :data:`DEFAULT_QC_THRESHOLDS`.
+        cross_view: :func:`cross_view_consistency` of the two inputs; ``None`` skips that check. Defaults to ``None``.
 
     Returns:
         ``{"reliable": bool, "reasons": [what failed, one line each], "checks": [{"name", "value",
@@ -129,6 +150,8 @@ def qc_verdict(views: Mapping[str, Mapping[str, float]], anatomy: Mapping[str, f
         for name in ("ncc", "gradient_correlation"):
             if limits.get(name) is not None:
                 checks.append((f"{view}_{name}", float(scores[name]), float(limits[name]), ">="))
+    if cross_view is not None and limits.get("cross_view") is not None:
+        checks.append(("cross_view", float(cross_view), float(limits["cross_view"]), ">="))
     for name, op in (("vertebrae_present", ">="), ("order_inversions", "<="), ("component_fraction", ">=")):
         if limits.get(name) is not None:
             checks.append((name, float(anatomy[name]), float(limits[name]), op))

@@ -12,7 +12,14 @@ from monai.config import KeysCollection, NdarrayOrTensor, PathLike
 from monai.transforms import MapTransform
 from scipy import ndimage
 
-from xctrs_monai.apps.qc import gradient_correlation, normalized_cross_correlation, psnr, qc_verdict, vertebra_plausibility
+from xctrs_monai.apps.qc import (
+    cross_view_consistency,
+    gradient_correlation,
+    normalized_cross_correlation,
+    psnr,
+    qc_verdict,
+    vertebra_plausibility,
+)
 from xctrs_monai.apps.writers import staging_dir
 from xctrs_monai.constants import VERTEBRAE
 from xctrs_monai.data.io import save_json
@@ -93,7 +100,7 @@ class WriteReportd(MapTransform):
     pair was exchanged by ``allow_swap``), the output geometry (shape, spacing, RAS affine, centred at the
     isocenter), the CT intensity range, per-vertebra volume and centroid (:func:`vertebra_statistics`), per
     view the re-projection consistency of each input with the DRR of the reconstruction **in its own view**
-    (:func:`reprojection_consistency`), the anatomy checks of the label map, and the quality-control
+    (:func:`reprojection_consistency`), the cross-view consistency of the two inputs, the anatomy checks of the label map, and the quality-control
     verdict ``reliable`` with its ``reasons`` (:func:`xctrs_monai.apps.qc.qc_verdict`). ``d["report"]`` gets
     the same dict.
 
@@ -150,7 +157,9 @@ class WriteReportd(MapTransform):
             if xk in d and dk in d
         }
         anatomy = vertebra_plausibility(labels, affine)
-        verdict = qc_verdict(consistency, anatomy, self.qc_thresholds)
+        inputs = [d[k] for k in self.xray_keys if k in d]
+        cross_view = round(cross_view_consistency(*inputs), 4) if len(inputs) == 2 else None
+        verdict = qc_verdict(consistency, anatomy, self.qc_thresholds, cross_view)
         first = d.get(self.xray_keys[0])
         report = {
             "case_id": case_id,
@@ -167,6 +176,7 @@ class WriteReportd(MapTransform):
             },
             "vertebrae": vertebra_statistics(labels, affine),
             "reprojection_consistency": consistency,
+            "cross_view_consistency": cross_view,
             "anatomy": anatomy,
             "qc_checks": verdict["checks"],
         }
