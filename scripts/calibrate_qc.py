@@ -163,8 +163,8 @@ def calibrate(
     Returns:
         the JSON content.
     """
-    if int(n) < 4:
-        raise SystemExit("calibrate_qc: --n must be at least 4 (two halves of two phantoms).")
+    if int(n) < 2:
+        raise SystemExit("calibrate_qc: --n must be at least 2 (a calibration half and a test half).")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
