@@ -107,8 +107,17 @@ def _check_prior_row(table: dict, dataset_dir: str) -> None:
     val = [it for it in items if it["fold"] == 0]
     # the phantoms are written on the evaluation grid (16^3, 8 mm, RAS): the transforms leave them as they are
     cts = [np.clip((_load(root / it["image"]) + 1000.0) / 3000.0, 0.0, 1.0) for it in train]
-    votes = sum(np.eye(8)[_load(root / it["label"]).astype(int)] for it in train)
-    mean_ct, vote = np.mean(cts, axis=0), np.argmax(votes, axis=-1)  # argmax: a tie goes to the lower label
+    labels = [_load(root / it["label"]).astype(int) for it in train]
+    votes = sum(np.eye(8)[lab] for lab in labels)
+    # the volume vote: the mean spine volume's worth of voxels most often inside a vertebra (stable order),
+    # each labelled by its most frequent vertebra (argmax: a tie goes to the lower label)
+    inside = (len(train) - votes[..., 0]).ravel()
+    size = min(round(np.mean([(lab > 0).sum() for lab in labels])), int((inside > 0).sum()))
+    keep = np.argsort(-inside, kind="stable")[:size]
+    vote = np.zeros(inside.size, dtype=int)
+    vote[keep] = np.argmax(votes[..., 1:].reshape(-1, 7)[keep], axis=-1) + 1
+    vote = vote.reshape(votes.shape[:-1])
+    mean_ct = np.mean(cts, axis=0)
     cases = {c["case"]: c["prior"] for c in table["cases"]}
     assert sorted(cases) == sorted(it["case_id"] for it in val)
     for it in val:

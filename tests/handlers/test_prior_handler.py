@@ -80,7 +80,8 @@ def test_prior_beside_model(tmp_path):
     assert model_eval.state.metrics["prior_val_psnr_eq18"] == pytest.approx(np.mean(psnr), rel=1e-5)
     assert model_eval.state.metric_details["prior_val_psnr_eq18"].flatten().tolist() == pytest.approx(psnr, rel=1e-5)
     # C1 of the training cases starts at x = 1, 2, 3 (3 voxels each): votes 1,2,3,2,1 along x 1..5 -> the
-    # majority (>= 2 of 3) is x 2..4; held-out cases at x 1..3 and 2..4: Dice 2*18/54 and 1
+    # volume vote (3 columns, the mean C1 size) is x 2..4, as the majority (>= 2 of 3) would be; held-out
+    # cases at x 1..3 and 2..4: Dice 2*18/54 and 1
     dice = model_eval.state.metric_details["prior_val_dice"][:, 0].tolist()
     assert dice == pytest.approx([2 * 18 / 54, 1.0], rel=1e-5)
     assert "prior_val_psnr_eq18" in model_eval.state.metrics and "val_psnr_eq18" in model_eval.state.metrics

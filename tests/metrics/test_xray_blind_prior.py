@@ -25,7 +25,7 @@ def _vol(values) -> torch.Tensor:
 
 
 def test_mean_and_majority_vote_by_hand():
-    prior = XrayBlindPrior.fit([(_vol(c), _vol(lab)) for c, lab in zip(CTS, LABELS)])
+    prior = XrayBlindPrior.fit([(_vol(c), _vol(lab)) for c, lab in zip(CTS, LABELS)], vote="majority")
     assert prior.mean_ct.shape == (1, 5, 1, 1)
     assert prior.mean_ct.flatten().tolist() == pytest.approx(MEAN_HAND, abs=1e-6)  # float32 rounding
     assert prior.labels.flatten().tolist() == VOTE_HAND
@@ -34,6 +34,22 @@ def test_mean_and_majority_vote_by_hand():
     assert torch.equal(out[0], out[1]) and torch.equal(out[:, 0:1], prior.mean_ct.expand(2, 1, 5, 1, 1))
     assert out[0, 1:].argmax(0).flatten().tolist() == VOTE_HAND  # one-hot of the vote in channels 1..8
     assert torch.equal(out[0, 1:].sum(0), torch.ones(5, 1, 1))
+
+
+def test_volume_vote_keeps_the_mean_spine_volume_by_hand():
+    # a one-voxel "spine" that moves by one voxel per case: no voxel is inside it in most cases
+    labels = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0]]
+    cases = [(torch.zeros(4, 1, 1), torch.tensor(lab, dtype=torch.float32).reshape(4, 1, 1)) for lab in labels]
+    majority = XrayBlindPrior.fit(cases, vote="majority")
+    assert majority.labels.flatten().tolist() == [0, 0, 0, 0]  # background wins everywhere
+    # mean spine volume = 1 voxel; voxels 0..2 are each inside once, the stable sort keeps the first, label 1
+    volume = XrayBlindPrior.fit(cases)
+    assert volume.labels.flatten().tolist() == [1, 0, 0, 0]
+    # with the hand example above, both votes agree: 13/3 -> 4 voxels, the four inside in 3 of 3 cases
+    both = XrayBlindPrior.fit([(_vol(c), _vol(lab)) for c, lab in zip(CTS, LABELS)])
+    assert both.labels.flatten().tolist() == VOTE_HAND
+    with pytest.raises(ValueError, match="vote must be one of"):
+        XrayBlindPrior.fit(cases, vote="mean")
 
 
 def _write_cases(root, n: int = 4) -> list[dict]:

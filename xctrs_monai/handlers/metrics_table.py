@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0
 """The evaluation table of X-CTRSNet (Ge et al., 2021, Table 1): the X-ray-blind prior, the model and its gain.
 
-Rows: the prior (mean CT and majority-vote labels of the training split), the model, and the model's gain over
+Rows: the prior (mean CT and voted labels of the training split), the model, and the model's gain over
 the prior (difference of the means). Columns: every metric with the definition it uses (the paper's PSNR
 and SSIM, Eq. 18 and 17, beside MONAI's; MAE in HU; Dice per vertebra and mean; HD95 and ASSD in mm),
 mean +- std over the cases. Written as per-case CSV, summary CSV, JSON and Markdown.

@@ -3,7 +3,7 @@
 """Evaluation metrics of X-CTRSNet (Ge et al., 2021, Sect. 3.1) and the X-ray-blind prior every table compares with.
 
 PSNR (Eq. 18) and global SSIM (Eq. 17) as the paper defines them, MAE in HU, HD95 and ASSD in mm on MONAI's
-surface-distance metrics, and the prior (mean CT and majority-vote labels of the training split).
+surface-distance metrics, and the prior (mean CT and voted labels of the training split).
 """
 
 from __future__ import annotations

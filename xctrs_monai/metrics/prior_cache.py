@@ -99,7 +99,7 @@ def save_prior_arrays(path: str | os.PathLike, mean_ct: np.ndarray, labels: np.n
     Args:
         path: target file, ending in ``.npz``.
         mean_ct: ``XYZ`` mean CT on [0, 1].
-        labels: ``XYZ`` majority-vote labels.
+        labels: ``XYZ`` voted labels.
         meta: JSON-able description (case ids, parameters).
 
     Returns:
