@@ -78,7 +78,9 @@ def _check_pooled(out: Path, table: dict) -> None:
     fold_means = {(r["fold"], r["method"]): r for r in _rows(out / "crossval_folds.csv")}
     for method in ("prior", "model"):
         for column in table["columns"]:
-            values = {k: np.array([_number(r[column]) for r in rows if r["method"] == method]) for k, rows in per_fold.items()}
+            values = {
+                k: np.array([_number(r[column]) for r in rows if r["method"] == method]) for k, rows in per_fold.items()
+            }
             pooled = np.concatenate(list(values.values()))
             pooled = pooled[np.isfinite(pooled)]
             expected = summary[method][column]

@@ -63,7 +63,7 @@ from xctrs_monai.apps.crossval_config import (
 from xctrs_monai.apps.crossval_table import load_fold_table, pool_fold_tables, write_crossval_table
 from xctrs_monai.data.datalist import load_datalist_items, split_by_fold
 from xctrs_monai.data.io import save_json
-from xctrs_monai.handlers.table_format import format_metrics_table
+from xctrs_monai.handlers.table_format import format_metrics_table, write_text_atomic
 
 __all__ = ["CrossValidation", "FoldError"]
 
@@ -258,7 +258,7 @@ class CrossValidation:
                 f"--{k} {shlex.quote(v if isinstance(v, str) else json.dumps(v))}" for k, v in args[step].items()
             ]
             lines.append(f"{shlex.quote(sys.executable)} -m monai.bundle run " + " ".join(options))
-        (folder / "commands.sh").write_text("\n".join(lines) + "\n")
+        write_text_atomic(str(folder / "commands.sh"), "\n".join(lines) + "\n")
         plan = {"status_file": str(folder / "status.json"), "steps": [{"name": s, "args": args[s]} for s in steps]}
         save_json(plan, folder / "plan.json")
         return folder / "plan.json"
