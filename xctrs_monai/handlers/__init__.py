@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from .checkpoint import latest_checkpoint
+from .checkpoint import AtomicDiskSaver, latest_checkpoint
+from .epoch_seed import EpochSeedHandler, epoch_seed
 from .image_summary import LABEL_COLOURS, ReconstructionImageHandler, colour_labels, volume_planes
 from .loss_terms import LOSS_PREFIX, LossTermsHandler, from_loss_terms
 from .metrics_table import (
@@ -17,6 +18,8 @@ from .metrics_table import (
 from .weight_schedule import LossWeightScheduler, linear_warmup
 
 __all__ = [
+    "AtomicDiskSaver",
+    "EpochSeedHandler",
     "LABEL_COLOURS",
     "LOSS_PREFIX",
     "VERTEBRAE",
@@ -26,6 +29,7 @@ __all__ = [
     "ReconstructionImageHandler",
     "build_metrics_table",
     "colour_labels",
+    "epoch_seed",
     "format_metrics_table",
     "from_loss_terms",
     "latest_checkpoint",
