@@ -28,7 +28,8 @@ def test_two_process_ddp_training(tmp_path, tiny_config):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     ckpt_dir = tmp_path / "bundle" / "models"
-    assert sorted(os.listdir(ckpt_dir)) == ["checkpoint_epoch=2.pt", "model.pt"]  # saved once, by rank 0
+    # saved once, by rank 0; the two newest interval checkpoints are kept
+    assert sorted(os.listdir(ckpt_dir)) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt", "model.pt"]
     ckpt = torch.load(ckpt_dir / "checkpoint_epoch=2.pt", weights_only=True)
     # 2 training cases split over 2 ranks: 1 iteration per epoch on each rank
     assert ckpt["trainer"]["epoch_length"] == 1 and ckpt["trainer"]["iteration"] == 2
