@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,10 @@ def test_metadata():
     assert (BUNDLE / "LICENSE").is_file() and (CONFIGS / "logging.conf").is_file()
     readme = (BUNDLE / "docs" / "README.md").read_text()
     for section in ("Model Overview", "Data", "Training configuration", "Input/Output", "Performance",
-                    "MONAI Bundle Commands", "References", "License"):
-        assert f"## {section}" in readme, section
+                    "MONAI Bundle Commands", "System Configuration", "Limitations", "References", "License"):
+        assert f"\n## {section}\n" in readme, section
+    for section in ("Authors", "Tags", "TensorRT"):  # the zoo template's bold h3/h4 headings
+        assert f"# **{section}**" in readme, section
 
 
 def test_train_uses_imagenet_vgg_from_the_bundle(tmp_path, small_vgg_file):
@@ -111,3 +114,17 @@ def test_train_uses_imagenet_vgg_from_the_bundle(tmp_path, small_vgg_file):
     quick.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "quick.json")])
     quick["bundle_root"] = str(root)
     assert quick.get_parsed_content("vgg_weights") is None
+
+
+def test_readme_commands_name_existing_files():
+    """Every config or file a bundle command of the docs names exists, from inside bundle/ or from the root."""
+    readme = (BUNDLE / "docs" / "README.md").read_text()
+    commands = [c for c in re.findall(r"(?m)^(?:python|torchrun) .*(?:\n    .*)*", readme) if "monai.bundle" in c]
+    assert len(commands) >= 8
+    for command in commands:
+        root = BUNDLE.parent if "--bundle_root bundle" in command else BUNDLE
+        names = re.findall(r"(configs/[\w.]+\.json|configs/[\w.]+\.conf)", command)
+        assert names, command
+        for name in names:
+            path = root / ("bundle/" + name if root == BUNDLE.parent else name)
+            assert path.is_file(), (command, path)
