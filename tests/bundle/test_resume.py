@@ -70,10 +70,8 @@ def test_resume_restores_network_optimizer_scaler_and_schedule(tmp_path, tiny_co
     best = torch.load(ckpt_dir / "checkpoint_epoch=2.pt", weights_only=True)["model_saver"]["_saved"]
     assert [name for _, name in best] == ["model.pt"]  # the best-model record travels with the checkpoint
 
-
-def test_resume_false_starts_again(tmp_path, tiny_config, run_workflow):
-    run_workflow([TRAIN, tiny_config(epochs=1)], "training")
-    again = run_workflow([TRAIN, tiny_config(epochs=1, resume=False)], "training")
+    # --resume false ignores the checkpoints there
+    again = run_workflow([TRAIN, tiny_config(epochs=1, bundle_root=str(tmp_path / "full"), resume=False)], "training")
     trainer = again.parser.get_parsed_content("train#trainer")
     assert (trainer.state.epoch, trainer.state.iteration) == (1, 2)
 
