@@ -128,3 +128,11 @@ def test_readme_commands_name_existing_files():
         for name in names:
             path = root / ("bundle/" + name if root == BUNDLE.parent else name)
             assert path.is_file(), (command, path)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.json")), ids=lambda p: p.name)
+def test_config_is_zoo_formatted(path):
+    """As the zoo's pre-commit ``pretty-format-json --no-sort-keys --indent=4`` writes it; fix with
+    ``python scripts/format_configs.py``."""
+    text = path.read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=4) + "\n"
