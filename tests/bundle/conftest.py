@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from monai.bundle import ConfigWorkflow
 
@@ -29,17 +28,6 @@ TINY = {
     "warmup_epochs": 1,
 }
 """Override for a seconds-long CPU run: 4 phantoms of 16^3 in 2 folds (2 training iterations per epoch)."""
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Run the in-process bundle runs on one intra-op thread: on a shared, busy 2-core machine the tiny 16^3
-    steps are dominated by OpenMP synchronisation (one 2-epoch run took 0.8 s on 1 thread, 35 s on 2).
-    Subprocess runs get ``OMP_NUM_THREADS=1``. Restored after each test."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
