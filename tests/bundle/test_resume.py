@@ -88,7 +88,7 @@ def _env() -> dict:
 
 
 def _epoch_metrics(log: str, epoch: int) -> str:
-    lines = re.findall(rf"Epoch\[{epoch}\] Metrics -- (val_.*)", log)
+    lines = [m for m in re.findall(rf"Epoch\[{epoch}\] Metrics -- (.*)", log) if "val_mean_dice" in m]
     assert lines, log[-3000:]
     return lines[-1]
 
