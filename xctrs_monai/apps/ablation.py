@@ -311,7 +311,11 @@ class Ablation:
                     f"row {number}, seed {seed} has other folds than the first run; rows must share folds."
                 )
         self.folds, self.checkpoint, self.datalist = first.folds, checkpoint, first.datalist
-        self.vgg_weights = first.configs["training"].get("vgg_weights")
+        training = first.configs["training"]
+        weights = training.get("vgg_weights")
+        if isinstance(weights, str) and weights.startswith("$"):  # the bundle's default: its large file, if asked for
+            weights = "the bundle's models/vgg16-397923af.pth (large_files.yml)" if training.get("pretrained_vgg") else None
+        self.vgg_weights = weights
         self.paths: dict[str, str] = {}
 
     def notes(self) -> list[str]:
