@@ -7,7 +7,7 @@ Examples::
 
     python scripts/benchmark_inference.py --runs 3 --threads 2                 # paper grid, random weights, CPU
     python scripts/benchmark_inference.py --device cuda                        # the same on a GPU
-    python scripts/benchmark_inference.py --checkpoint bundle/models/model.pt  # a trained model: agreement figures mean something
+    python scripts/benchmark_inference.py --checkpoint bundle/models/model.pt  # trained: the agreement means something
     python scripts/benchmark_inference.py --precision bf16 --channels_last False
 
 Each case goes through ``xctrs-infer``'s own path (:class:`xctrs_monai.apps.infer.XCTRSInference`): two
@@ -93,7 +93,8 @@ def benchmark(
     Args:
         config_file: inference config(s). Defaults to ``bundle/configs/inference.json`` (paper grid).
         device: ``"cpu"`` or ``"cuda"``. Defaults to ``"cpu"``.
-        precision: the fast setting's precision (``"auto"``: bf16 where the device has it natively). Defaults to ``"auto"``.
+        precision: the fast setting's precision (``"auto"``: bf16 where the device has it natively).
+            Defaults to ``"auto"``.
         channels_last: the fast setting's memory format (``"auto"``: with bf16 on a CPU). Defaults to ``"auto"``.
         checkpoint: a trained ``model.pt``; defaults to ``None`` (random weights of the config's network).
         runs: timed cases per setting (after one warm-up). Defaults to 3.
@@ -110,8 +111,15 @@ def benchmark(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"benchmark_inference: --device {device} asked for, but CUDA is not available here.")
     fast_precision = default_precision(torch.device(device)) if precision == "auto" else precision
-    fast_cl = (torch.device(device).type == "cpu" and fast_precision == "bf16") if channels_last == "auto" else bool(channels_last)
-    settings = {"fp32": ("fp32", False), f"{fast_precision}{' + channels-last' if fast_cl else ''}": (fast_precision, fast_cl)}
+    fast_cl = (
+        (torch.device(device).type == "cpu" and fast_precision == "bf16")
+        if channels_last == "auto"
+        else bool(channels_last)
+    )
+    settings = {
+        "fp32": ("fp32", False),
+        f"{fast_precision}{' + channels-last' if fast_cl else ''}": (fast_precision, fast_cl),
+    }
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -132,7 +140,9 @@ def benchmark(
                 spacing = float(app.parser.get_parsed_content("spacing"))
                 inputs = _write_inputs(root, app.img_size, spacing, int(radiograph_size), int(seed))
                 results = {"img_size": app.img_size, "spacing": spacing, "device": str(app.device), "settings": {}}
-            app = XCTRSInference(config_file, checkpoint, root / name, device, precision=prec, channels_last=cl, **inputs["overrides"])
+            app = XCTRSInference(
+                config_file, checkpoint, root / name, device, precision=prec, channels_last=cl, **inputs["overrides"]
+            )
             app.run_case(inputs["item"])  # warm-up
             times = []
             for _ in range(int(runs)):
@@ -144,8 +154,12 @@ def benchmark(
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
             results["settings"][name] = {
-                "precision": prec, "channels_last": cl, "median_s": statistics.median(times), "mean_s": statistics.mean(times), "runs": times,
-            }  # fmt: skip
+                "precision": prec,
+                "channels_last": cl,
+                "median_s": statistics.median(times),
+                "mean_s": statistics.mean(times),
+                "runs": times,
+            }
         names = list(settings)
         if len(names) == 2:
             results["agreement"] = _agreement(root / names[0] / "bench", root / names[1] / "bench")
@@ -170,14 +184,16 @@ def main(
     gpu = torch.cuda.get_device_name(0) if out["device"].startswith("cuda") else "none"
     weights = "trained " + out["trained_checkpoint"] if out["trained_checkpoint"] else "random weights"
     print(f"X-CTRSNet end-to-end inference per case: {out['img_size']}^3 at {out['spacing']:g} mm, {weights},")
-    print(f"  inputs {radiograph_size}x{radiograph_size} 16-bit PNG, device {out['device']} (GPU {gpu}), torch threads {out['threads']}")
+    size = f"{radiograph_size}x{radiograph_size}"
+    print(f"  inputs {size} 16-bit PNG, device {out['device']} (GPU {gpu}), torch threads {out['threads']}")
     for name, r in out["settings"].items():
         print(f"  {name:24s}: median {r['median_s']:.3f} s, mean {r['mean_s']:.3f} s over {len(r['runs'])} runs")
     if "agreement" in out:
         a = out["agreement"]
         print(
             f"  fast vs fp32 outputs: CT mean |diff| {a['ct_mae_hu']:.2f} HU (max {a['ct_max_abs_hu']:.1f} HU), "
-            f"labels equal in {100 * a['label_agreement']:.2f} % of voxels, vertebra Dice {100 * a['vertebra_dice']:.1f} %"
+            f"labels equal in {100 * a['label_agreement']:.2f} % of voxels, "
+            f"vertebra Dice {100 * a['vertebra_dice']:.1f} %"
         )
     print(f"  paper: {PAPER_SECONDS:.3f} s (RTX 3080, reconstruction + segmentation)")
     print(json.dumps(out))

@@ -16,9 +16,9 @@ large, inside the range the pre-run check lets through).
 
 The phantoms are split in two halves. The thresholds are set on the good pairs of the first half (a normal
 tail at ``target_fpr``, never above the worst of them: see ``_thresholds``), and every rate is measured on the
-second half, so the table does not flatter the thresholds it measures. Output: a Markdown table and a JSON file (pair type -> fraction flagged,
-true- and false-positive rates, the thresholds to put in ``inference.json``'s ``qc_thresholds``, and the same
-table for the old rule, per-view NCC >= 0.8).
+second half, so the table does not flatter the thresholds it measures. Output: a Markdown table and a JSON
+file (pair type -> fraction flagged, true- and false-positive rates, the thresholds to put in
+``inference.json``'s ``qc_thresholds``, and the same table for the old rule, per-view NCC >= 0.8).
 """
 
 from __future__ import annotations
@@ -76,11 +76,19 @@ def _pairs(folder: Path, img_size: int, spacing: float, n: int, seed: int) -> li
         ct, _, affine = make_phantom(phantom_case_seed(seed, i), size=img_size, spacing=spacing)
         drrs = BiplanarDRR()(MetaTensor(torch.as_tensor(ct)[None], affine=torch.as_tensor(affine)))
         pixel = float(drrs[0].meta["pixel_spacing"][0])
-        views.append({v: canonical_to_display(d.as_tensor(), v)[0].numpy().astype(np.float64) for v, d in zip(("ap", "la"), drrs)})
+        views.append(
+            {
+                v: canonical_to_display(d.as_tensor(), v)[0].numpy().astype(np.float64)
+                for v, d in zip(("ap", "la"), drrs)
+            }
+        )
     rng = np.random.default_rng(seed)
     pairs = []
     for i, v in enumerate(views):
-        f = {name: folder / f"{i:03d}_{name}.dcm" for name in ("ap", "la", "ap_ud", "ap_inv", "la_inv", "ap_big", "la_big", "n1", "n2")}
+        f = {
+            name: folder / f"{i:03d}_{name}.dcm"
+            for name in ("ap", "la", "ap_ud", "ap_inv", "la_inv", "ap_big", "la_big", "n1", "n2")
+        }
         ap, la = _write_dicom(f["ap"], v["ap"], pixel), _write_dicom(f["la"], v["la"], pixel)
         other = _write_dicom(folder / f"{(i + 1) % n:03d}_la_other.dcm", views[(i + 1) % n]["la"], pixel)
         made = {
@@ -88,16 +96,26 @@ def _pairs(folder: Path, img_size: int, spacing: float, n: int, seed: int) -> li
             "swapped": (la, ap),
             "flipped": (_write_dicom(f["ap_ud"], v["ap"][::-1], pixel), la),
             "mismatched": (ap, other),
-            "noise": (_write_dicom(f["n1"], rng.random(v["ap"].shape), pixel), _write_dicom(f["n2"], rng.random(v["la"].shape), pixel)),
+            "noise": (
+                _write_dicom(f["n1"], rng.random(v["ap"].shape), pixel),
+                _write_dicom(f["n2"], rng.random(v["la"].shape), pixel),
+            ),
             "inverted": (_write_dicom(f["ap_inv"], -v["ap"], pixel), _write_dicom(f["la_inv"], -v["la"], pixel)),
-            "wrong_spacing": (_write_dicom(f["ap_big"], v["ap"], 1.5 * pixel), _write_dicom(f["la_big"], v["la"], 1.5 * pixel)),
+            "wrong_spacing": (
+                _write_dicom(f["ap_big"], v["ap"], 1.5 * pixel),
+                _write_dicom(f["la_big"], v["la"], 1.5 * pixel),
+            ),
         }
         pairs += [{"type": t, "phantom": i, "xray_ap": a, "xray_la": b} for t, (a, b) in made.items()]
     return pairs
 
 
 def _signals(report: dict) -> dict:
-    return {"views": report["reprojection_consistency"], "cross_view": report["cross_view_consistency"], "anatomy": report["anatomy"]}
+    return {
+        "views": report["reprojection_consistency"],
+        "cross_view": report["cross_view_consistency"],
+        "anatomy": report["anatomy"],
+    }
 
 
 def _values(case: dict, name: str) -> float:
@@ -181,11 +199,18 @@ def calibrate(
     verdict = lambda r: not qc_verdict(r["views"], r["anatomy"], thresholds, r["cross_view"])["reliable"]  # noqa: E731
     old_rule = lambda r: any(v["ncc"] < 0.8 for v in r["views"].values())  # noqa: E731
     out = {
-        "checkpoint": checkpoint, "img_size": app.img_size, "spacing_mm": spacing, "phantoms": int(n), "seed": int(seed),
+        "checkpoint": checkpoint,
+        "img_size": app.img_size,
+        "spacing_mm": spacing,
+        "phantoms": int(n),
+        "seed": int(seed),
         "target_fpr": float(target_fpr),
-        "thresholds": thresholds, "test": _rates(test, verdict), "calibration": _rates(calibration, verdict),
-        "old_rule_ncc_0.8_test": _rates(test, old_rule), "cases": results,
-    }  # fmt: skip
+        "thresholds": thresholds,
+        "test": _rates(test, verdict),
+        "calibration": _rates(calibration, verdict),
+        "old_rule_ncc_0.8_test": _rates(test, old_rule),
+        "cases": results,
+    }
     folder = Path(out_dir)
     save_json(out, folder / "qc_calibration.json")
     (folder / "qc_calibration.md").write_text(_markdown(out))
@@ -193,19 +218,23 @@ def calibrate(
 
 
 def _markdown(out: dict) -> str:
+    n, half = out["phantoms"], out["phantoms"] // 2
     lines = [
-        f"QC calibration: `{out['checkpoint']}` ({out['img_size']}^3 at {out['spacing_mm']:g} mm), {out['phantoms']} unseen "
-        f"phantoms; thresholds from the good pairs of the first {out['phantoms'] // 2}, rates on the other {out['phantoms'] - out['phantoms'] // 2}.",
+        f"QC calibration: `{out['checkpoint']}` ({out['img_size']}^3 at {out['spacing_mm']:g} mm), {n} unseen "
+        f"phantoms; thresholds from the good pairs of the first {half}, rates on the other {n - half}.",
         "",
         "| pair type | flagged (verdict) | flagged (old rule: per-view NCC >= 0.8) |",
         "|---|---:|---:|",
     ]
-    for t in PAIR_TYPES:
-        lines.append(f"| {t} | {100 * out['test']['flagged'][t]:.0f} % | {100 * out['old_rule_ncc_0.8_test']['flagged'][t]:.0f} % |")
     test, old = out["test"], out["old_rule_ncc_0.8_test"]
+    for t in PAIR_TYPES:
+        lines.append(f"| {t} | {100 * test['flagged'][t]:.0f} % | {100 * old['flagged'][t]:.0f} % |")
+    for name, key in (
+        ("true-positive rate** (bad pairs flagged)", "true_positive_rate"),
+        ("false-positive rate** (good pairs flagged)", "false_positive_rate"),
+    ):
+        lines.append(f"| **{name} | **{100 * test[key]:.0f} %** | {100 * old[key]:.0f} % |")
     lines += [
-        f"| **true-positive rate** (bad pairs flagged) | **{100 * test['true_positive_rate']:.0f} %** | {100 * old['true_positive_rate']:.0f} % |",
-        f"| **false-positive rate** (good pairs flagged) | **{100 * test['false_positive_rate']:.0f} %** | {100 * old['false_positive_rate']:.0f} % |",
         "",
         f"Thresholds (`qc_thresholds` in inference.json): `{json.dumps(out['thresholds'])}`",
         "",

@@ -64,7 +64,9 @@ def tiny_bundle(tmp_path_factory):
     ):
         display = canonical_to_display(drr.as_tensor(), view)[0].numpy()
         pixel = float(drr.meta["pixel_spacing"][0])
-        path = write_dicom(root / f"{view}.dcm", display, pixel, photometric, view_position=position, orientation=orientation)
+        path = write_dicom(
+            root / f"{view}.dcm", display, pixel, photometric, view_position=position, orientation=orientation
+        )
         files[view] = str(path)
         files[f"{view}_png"] = str(write_png(root / f"{view}.png", display, 16))
     torch.manual_seed(0)

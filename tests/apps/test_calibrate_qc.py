@@ -30,7 +30,14 @@ def test_calibration_table(tiny_bundle, tmp_path):
     # the thresholds are the loosest values every calibration good pair passes
     good = [c for c in out["cases"] if c["type"] == "good" and c["phantom"] < 1]
     assert all(qc_verdict(c["views"], c["anatomy"], out["thresholds"], c["cross_view"])["reliable"] for c in good)
-    assert set(out["thresholds"]) == {"ncc", "gradient_correlation", "cross_view", "component_fraction", "vertebrae_present", "order_inversions"}
+    assert set(out["thresholds"]) == {
+        "ncc",
+        "gradient_correlation",
+        "cross_view",
+        "component_fraction",
+        "vertebrae_present",
+        "order_inversions",
+    }
     assert out["calibration"]["false_positive_rate"] == 0.0
     saved = json.loads((tmp_path / "qc_calibration.json").read_text())
     assert saved["thresholds"] == out["thresholds"]

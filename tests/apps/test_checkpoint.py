@@ -13,7 +13,12 @@ from monai.networks.utils import copy_model_state
 from xctrs_monai.apps.checkpoint import load_network, read_checkpoint, to_channels_last, unwrap_state_dict
 from xctrs_monai.networks import XCTRSNet
 
-ARGS = {"img_size": 16, "recon_channels": [4, 4, 4, 4], "seg_channels": [8, 8, 8, 8], "recon_volume_channels": [4, 4, 4, 4]}
+ARGS = {
+    "img_size": 16,
+    "recon_channels": [4, 4, 4, 4],
+    "seg_channels": [8, 8, 8, 8],
+    "recon_volume_channels": [4, 4, 4, 4],
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +90,16 @@ def test_unwrapping(tmp_path, network, wrap):
     [
         (lambda s: {"epoch": 3, "lr": 0.1}, "holds no state dict of network weights"),
         (lambda s: [1, 2, 3], "holds no state dict"),
-        (lambda s: {**s, "segmenter.head.bias": torch.full_like(s["segmenter.head.bias"], float("nan"))}, "NaN or infinite values in 'segmenter.head.bias'"),
-        (lambda s: {**s, "segmenter.head.bias": torch.full_like(s["segmenter.head.bias"], float("inf"))}, "NaN or infinite"),
+        (
+            lambda s: {**s, "segmenter.head.bias": torch.full_like(s["segmenter.head.bias"], float("nan"))},
+            "NaN or infinite values in 'segmenter.head.bias'",
+        ),
+        (
+            lambda s: {**s, "segmenter.head.bias": torch.full_like(s["segmenter.head.bias"], float("inf"))},
+            "NaN or infinite",
+        ),
     ],
-)  # fmt: skip
+)
 def test_refused_contents(tmp_path, network, content, message):
     path = tmp_path / "bad.pt"
     torch.save(content(network.state_dict()), path)
@@ -127,9 +138,15 @@ def test_mismatched_network_is_refused(tmp_path, network):
 def test_channels_last(network):
     converted = to_channels_last(XCTRSNet(**ARGS, recon_out_act=None))
     converted.load_state_dict(network.state_dict())
-    formats = {p.dim(): p.is_contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d) for p in converted.parameters() if p.dim() in (4, 5)}
+    formats = {
+        p.dim(): p.is_contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d)
+        for p in converted.parameters()
+        if p.dim() in (4, 5)
+    }
     assert formats == {4: True, 5: True}
     x = torch.rand(1, 2, 16, 16)
     with torch.no_grad():
-        torch.testing.assert_close(converted.eval()(x), network(x), atol=1e-4, rtol=1e-4)  # float32, another summation order
+        torch.testing.assert_close(
+            converted.eval()(x), network(x), atol=1e-4, rtol=1e-4
+        )  # float32, another summation order
     assert json.loads(json.dumps(network.network_args, default=repr))["img_size"] == 16

@@ -71,7 +71,9 @@ def bad(tiny_bundle, tmp_path_factory):
     Image.fromarray(np.full((20, 20), 9, dtype=np.uint8)).save(f["constant.png"])
     state = torch.load(tiny_bundle["checkpoint"], weights_only=True)
     f["nan.pt"] = root / "nan.pt"
-    torch.save({**state, "segmenter.head.bias": torch.full_like(state["segmenter.head.bias"], float("nan"))}, f["nan.pt"])
+    torch.save(
+        {**state, "segmenter.head.bias": torch.full_like(state["segmenter.head.bias"], float("nan"))}, f["nan.pt"]
+    )
     f["notweights.pt"] = root / "notweights.pt"
     torch.save({"epoch": 3, "note": "no weights"}, f["notweights.pt"])
     f["payload.pt"] = root / "payload.pt"
@@ -86,6 +88,21 @@ def bad(tiny_bundle, tmp_path_factory):
     return f
 
 
+def _bad(name: str):
+    """The bad file ``name`` of the ``bad`` fixture."""
+    return lambda t, b: b[name]
+
+
+def _good(view: str):
+    """The good radiograph of ``view`` in the tiny bundle."""
+    return lambda t, b: t[view]
+
+
+def _says(template: str):
+    """Expected text, formatted with the tiny bundle ``t`` and the bad files ``b`` (e.g. ``'{b[ct.dcm]}'``)."""
+    return lambda t, b: template.format(t=t, b=b)
+
+
 # (id, argv changes: {option: value or a callable(tiny_bundle, bad) -> value; None removes}, exit status,
 #  substrings of stderr, each a callable(tiny_bundle, bad) -> str or a str)
 CASES = [
@@ -97,51 +114,166 @@ CASES = [
     ("no_cuda", {"device": "cuda"}, 2, ["--device cuda: CUDA is not available"]),
     ("missing_la", {"la": None}, 2, ["missing view: give --la"]),
     ("missing_both", {"la": None, "ap": None}, 2, ["no input: give --ap AP --la LA, or --pairs"]),
-    ("pairs_and_pair", {"pairs": lambda t, b: b["nocols.csv"]}, 2, ["either --ap/--la or --pairs"]),
+    ("pairs_and_pair", {"pairs": _bad("nocols.csv")}, 2, ["either --ap/--la or --pairs"]),
     ("flag_without_path", {"ap": True}, 2, ["--ap needs a file path"]),
-    ("network_option_vs_checkpoint", {"img_size": 32}, 2, ["--img_size cannot be set", lambda t, b: t["checkpoint"]]),
+    ("network_option_vs_checkpoint", {"img_size": 32}, 2, ["--img_size cannot be set", _good("checkpoint")]),
     ("zero_pixel_spacing_option", {"ap_pixel_spacing": 0}, 2, ["--ap_pixel_spacing 0", "AP view must be > 0 mm"]),
     ("negative_pixel_spacing_option", {"la_pixel_spacing": -1}, 2, ["--la_pixel_spacing -1", "LA view must be > 0 mm"]),
     ("reserved_case_id", {"case_id": "summary.json"}, 2, ["--case_id", "reserved for the run summary"]),
     ("path_case_id", {"case_id": "../up"}, 2, ["--case_id", "plain folder name"]),
     # checkpoint
-    ("checkpoint_missing", {"checkpoint": lambda t, b: b["root"] / "none.pt"}, 1, [lambda t, b: f"Checkpoint '{b['root'] / 'none.pt'}' does not exist", "random weights"]),
-    ("checkpoint_folder", {"checkpoint": lambda t, b: b["root"]}, 1, [lambda t, b: f"Checkpoint '{b['root']}' is a folder"]),
-    ("checkpoint_text", {"checkpoint": lambda t, b: b["text.pt"]}, 1, [lambda t, b: f"Checkpoint '{b['text.pt']}' is not a complete PyTorch file"]),
-    ("checkpoint_empty", {"checkpoint": lambda t, b: b["empty.pt"]}, 1, [lambda t, b: f"Checkpoint '{b['empty.pt']}' is not a complete PyTorch file"]),
-    ("checkpoint_truncated", {"checkpoint": lambda t, b: b["truncated.pt"]}, 1, [lambda t, b: f"Checkpoint '{b['truncated.pt']}' is not a complete"]),
-    ("checkpoint_nan", {"checkpoint": lambda t, b: b["nan.pt"]}, 1, [lambda t, b: f"Checkpoint '{b['nan.pt']}' has", "NaN or infinite"]),
-    ("checkpoint_not_weights", {"checkpoint": lambda t, b: b["notweights.pt"]}, 1, [lambda t, b: f"Checkpoint '{b['notweights.pt']}' holds no state dict"]),
-    ("checkpoint_pickle_payload", {"checkpoint": lambda t, b: b["payload.pt"]}, 1, [lambda t, b: f"Checkpoint '{b['payload.pt']}' cannot be read", "weights_only"]),
-    ("torchscript_flag_on_state_dict", {"torchscript": True}, 1, [lambda t, b: f"Checkpoint '{t['checkpoint']}' is not a TorchScript archive"]),
+    (
+        "checkpoint_missing",
+        {"checkpoint": _says("{b[root]}/none.pt")},
+        1,
+        [_says("Checkpoint '{b[root]}/none.pt' does not exist"), "random weights"],
+    ),
+    ("checkpoint_folder", {"checkpoint": _bad("root")}, 1, [_says("Checkpoint '{b[root]}' is a folder")]),
+    (
+        "checkpoint_text",
+        {"checkpoint": _bad("text.pt")},
+        1,
+        [_says("Checkpoint '{b[text.pt]}' is not a complete PyTorch file")],
+    ),
+    (
+        "checkpoint_empty",
+        {"checkpoint": _bad("empty.pt")},
+        1,
+        [_says("Checkpoint '{b[empty.pt]}' is not a complete PyTorch file")],
+    ),
+    (
+        "checkpoint_truncated",
+        {"checkpoint": _bad("truncated.pt")},
+        1,
+        [_says("Checkpoint '{b[truncated.pt]}' is not a complete")],
+    ),
+    ("checkpoint_nan", {"checkpoint": _bad("nan.pt")}, 1, [_says("Checkpoint '{b[nan.pt]}' has"), "NaN or infinite"]),
+    (
+        "checkpoint_not_weights",
+        {"checkpoint": _bad("notweights.pt")},
+        1,
+        [_says("Checkpoint '{b[notweights.pt]}' holds no state dict")],
+    ),
+    (
+        "checkpoint_pickle_payload",
+        {"checkpoint": _bad("payload.pt")},
+        1,
+        [_says("Checkpoint '{b[payload.pt]}' cannot be read"), "weights_only"],
+    ),
+    (
+        "torchscript_flag_on_state_dict",
+        {"torchscript": True},
+        1,
+        [_says("Checkpoint '{t[checkpoint]}' is not a TorchScript archive")],
+    ),
     # output folder, config, pairs
-    ("out_dir_is_a_file", {"out_dir": lambda t, b: b["a_file"]}, 1, [lambda t, b: f"Output folder '{b['a_file']}' exists and is not a folder"]),
-    ("out_dir_under_a_file", {"out_dir": lambda t, b: b["a_file"] / "sub"}, 1, [lambda t, b: f"Output folder '{b['a_file'] / 'sub'}' cannot be written"]),
-    ("config_missing", {"config_file": lambda t, b: b["root"] / "none.json"}, 1, [lambda t, b: f"Config file '{b['root'] / 'none.json'}' does not exist"]),
-    ("config_invalid_json", {"config_file": lambda t, b: json.dumps([t["inference"], str(b["bad.json"])])}, 1, [lambda t, b: f"Config file '{b['bad.json']}' cannot be read"]),
-    ("pairs_missing", {"ap": None, "la": None, "pairs": lambda t, b: b["root"] / "none.csv"}, 1, [lambda t, b: f"Pairs CSV '{b['root'] / 'none.csv'}' does not exist"]),
-    ("pairs_without_columns", {"ap": None, "la": None, "pairs": lambda t, b: b["nocols.csv"]}, 1, [lambda t, b: f"Pairs CSV '{b['nocols.csv']}' needs the columns ap,la"]),
+    (
+        "out_dir_is_a_file",
+        {"out_dir": _bad("a_file")},
+        1,
+        [_says("Output folder '{b[a_file]}' exists and is not a folder")],
+    ),
+    (
+        "out_dir_under_a_file",
+        {"out_dir": _says("{b[a_file]}/sub")},
+        1,
+        [_says("Output folder '{b[a_file]}/sub' cannot be written")],
+    ),
+    (
+        "config_missing",
+        {"config_file": _says("{b[root]}/none.json")},
+        1,
+        [_says("Config file '{b[root]}/none.json' does not exist")],
+    ),
+    (
+        "config_invalid_json",
+        {"config_file": lambda t, b: json.dumps([t["inference"], str(b["bad.json"])])},
+        1,
+        [_says("Config file '{b[bad.json]}' cannot be read")],
+    ),
+    (
+        "pairs_missing",
+        {"ap": None, "la": None, "pairs": _says("{b[root]}/none.csv")},
+        1,
+        [_says("Pairs CSV '{b[root]}/none.csv' does not exist")],
+    ),
+    (
+        "pairs_without_columns",
+        {"ap": None, "la": None, "pairs": _bad("nocols.csv")},
+        1,
+        [_says("Pairs CSV '{b[nocols.csv]}' needs the columns ap,la")],
+    ),
     # radiographs (the case fails, nothing is written)
-    ("ap_missing_file", {"ap": lambda t, b: b["root"] / "none.dcm"}, 1, [lambda t, b: f"AP radiograph: Cannot read '{b['root'] / 'none.dcm'}' as a radiograph: no such file"]),
-    ("la_empty_dicom", {"la": lambda t, b: b["empty.dcm"]}, 1, [lambda t, b: f"LA radiograph: Cannot read '{b['empty.dcm']}'"]),
-    ("la_garbage", {"la": lambda t, b: b["garbage.dcm"]}, 1, [lambda t, b: f"LA radiograph: Cannot read '{b['garbage.dcm']}'"]),
-    ("ap_truncated_dicom", {"ap": lambda t, b: b["truncated.dcm"]}, 1, [lambda t, b: f"AP radiograph: Cannot read '{b['truncated.dcm']}'"]),
-    ("ap_no_pixel_data", {"ap": lambda t, b: b["nopixels.dcm"]}, 1, [lambda t, b: f"AP radiograph: Cannot read '{b['nopixels.dcm']}'", "no pixel data"]),
-    ("ap_text_png", {"ap": lambda t, b: b["text.png"]}, 1, [lambda t, b: f"AP radiograph: Cannot read '{b['text.png']}'"]),
-    ("la_volume", {"la": lambda t, b: b["volume.nii.gz"]}, 1, [lambda t, b: f"LA radiograph: Cannot read '{b['volume.nii.gz']}'", "not a 2D radiograph"]),
-    ("ap_nan", {"ap": lambda t, b: b["nan.nii.gz"]}, 1, [lambda t, b: f"AP radiograph: Cannot use '{b['nan.nii.gz']}'", "NaN"]),
-    ("la_constant", {"la": lambda t, b: b["constant.png"]}, 1, [lambda t, b: f"LA radiograph: Cannot use '{b['constant.png']}'", "all-constant"]),
-    ("ap_multiframe", {"ap": lambda t, b: b["multi.dcm"]}, 1, [lambda t, b: f"AP radiograph: Cannot read '{b['multi.dcm']}'", "multi-frame"]),
-    ("ap_ct_slice", {"ap": lambda t, b: b["ct.dcm"]}, 1, [lambda t, b: f"AP radiograph '{b['ct.dcm']}': Modality CT is not a projection radiograph"]),
-    ("la_mr_slice", {"la": lambda t, b: b["mr.dcm"]}, 1, [lambda t, b: f"LA radiograph '{b['mr.dcm']}': Modality MR"]),
-    ("swapped_views", {"ap": lambda t, b: t["la"], "la": lambda t, b: t["ap"]}, 1, [lambda t, b: f"the AP input '{t['la']}' has ViewPosition LL"]),
-    ("same_image_twice", {"la": lambda t, b: t["ap"]}, 1, ["same image", lambda t, b: t["ap"]]),
-    ("ap_oblique", {"ap": lambda t, b: b["oblique.dcm"]}, 1, [lambda t, b: f"AP radiograph '{b['oblique.dcm']}' is an oblique view"]),
-    ("ap_strip", {"ap": lambda t, b: b["strip.dcm"]}, 1, [lambda t, b: f"AP radiograph '{b['strip.dcm']}' is 5 x 400 pixels"]),
-    ("ap_zero_spacing", {"ap": lambda t, b: b["zero_spacing.dcm"]}, 1, [lambda t, b: f"AP radiograph '{b['zero_spacing.dcm']}': its ImagerPixelSpacing 0\\0 is not a positive"]),
-    ("la_negative_spacing", {"la": lambda t, b: b["negative_spacing.dcm"]}, 1, [lambda t, b: f"LA radiograph '{b['negative_spacing.dcm']}'", "not a positive pixel spacing"]),
-    ("ap_tenfold_spacing", {"ap": lambda t, b: b["tenfold_spacing.dcm"]}, 1, [lambda t, b: f"AP radiograph '{b['tenfold_spacing.dcm']}'", "the pixel spacing looks wrong"]),
-]  # fmt: skip
+    (
+        "ap_missing_file",
+        {"ap": _says("{b[root]}/none.dcm")},
+        1,
+        [_says("AP radiograph: Cannot read '{b[root]}/none.dcm' as a radiograph: no such file")],
+    ),
+    ("la_empty_dicom", {"la": _bad("empty.dcm")}, 1, [_says("LA radiograph: Cannot read '{b[empty.dcm]}'")]),
+    ("la_garbage", {"la": _bad("garbage.dcm")}, 1, [_says("LA radiograph: Cannot read '{b[garbage.dcm]}'")]),
+    (
+        "ap_truncated_dicom",
+        {"ap": _bad("truncated.dcm")},
+        1,
+        [_says("AP radiograph: Cannot read '{b[truncated.dcm]}'")],
+    ),
+    (
+        "ap_no_pixel_data",
+        {"ap": _bad("nopixels.dcm")},
+        1,
+        [_says("AP radiograph: Cannot read '{b[nopixels.dcm]}'"), "no pixel data"],
+    ),
+    ("ap_text_png", {"ap": _bad("text.png")}, 1, [_says("AP radiograph: Cannot read '{b[text.png]}'")]),
+    (
+        "la_volume",
+        {"la": _bad("volume.nii.gz")},
+        1,
+        [_says("LA radiograph: Cannot read '{b[volume.nii.gz]}'"), "not a 2D radiograph"],
+    ),
+    ("ap_nan", {"ap": _bad("nan.nii.gz")}, 1, [_says("AP radiograph: Cannot use '{b[nan.nii.gz]}'"), "NaN"]),
+    (
+        "la_constant",
+        {"la": _bad("constant.png")},
+        1,
+        [_says("LA radiograph: Cannot use '{b[constant.png]}'"), "all-constant"],
+    ),
+    (
+        "ap_multiframe",
+        {"ap": _bad("multi.dcm")},
+        1,
+        [_says("AP radiograph: Cannot read '{b[multi.dcm]}'"), "multi-frame"],
+    ),
+    (
+        "ap_ct_slice",
+        {"ap": _bad("ct.dcm")},
+        1,
+        [_says("AP radiograph '{b[ct.dcm]}': Modality CT is not a projection radiograph")],
+    ),
+    ("la_mr_slice", {"la": _bad("mr.dcm")}, 1, [_says("LA radiograph '{b[mr.dcm]}': Modality MR")]),
+    ("swapped_views", {"ap": _good("la"), "la": _good("ap")}, 1, [_says("the AP input '{t[la]}' has ViewPosition LL")]),
+    ("same_image_twice", {"la": _good("ap")}, 1, ["same image", _good("ap")]),
+    ("ap_oblique", {"ap": _bad("oblique.dcm")}, 1, [_says("AP radiograph '{b[oblique.dcm]}' is an oblique view")]),
+    ("ap_strip", {"ap": _bad("strip.dcm")}, 1, [_says("AP radiograph '{b[strip.dcm]}' is 5 x 400 pixels")]),
+    (
+        "ap_zero_spacing",
+        {"ap": _bad("zero_spacing.dcm")},
+        1,
+        [_says("AP radiograph '{b[zero_spacing.dcm]}': its ImagerPixelSpacing 0\\0 is not a positive")],
+    ),
+    (
+        "la_negative_spacing",
+        {"la": _bad("negative_spacing.dcm")},
+        1,
+        [_says("LA radiograph '{b[negative_spacing.dcm]}'"), "not a positive pixel spacing"],
+    ),
+    (
+        "ap_tenfold_spacing",
+        {"ap": _bad("tenfold_spacing.dcm")},
+        1,
+        [_says("AP radiograph '{b[tenfold_spacing.dcm]}'"), "the pixel spacing looks wrong"],
+    ),
+]
 
 
 def _value(x, tiny_bundle, bad):
@@ -165,7 +297,11 @@ def test_bad_input(tiny_bundle, bad, tmp_path, capfd, name, changes, status, exp
     out, err = capfd.readouterr()
     assert exit_info.value.code == status, err
     assert "Traceback" not in err and "payload-ran" not in out
-    lines = [line for line in err.splitlines() if line.startswith("xctrs-infer: error:") or " failed and was not written: " in line]
+    lines = [
+        line
+        for line in err.splitlines()
+        if line.startswith("xctrs-infer: error:") or " failed and was not written: " in line
+    ]
     assert len(lines) == 1, err  # one line says what went wrong
     for text in expected:
         assert str(_value(text, tiny_bundle, bad)) in lines[0], lines[0]

@@ -29,12 +29,40 @@ SIZE, SPACING = 32, 5.0
 # pixel [3, 5], pixel [20, 11] of the normalised canonical network input (main at b1f4166)
 GOLDEN = {
     "dicom": [
-        [295.62347891856916, 4467.916653956054, 3607.8203593760263, 117.58113240938486, 0.4566873013973236, 0.6466889381408691],
-        [294.67561392698553, 4493.464953864255, 3571.7459430218732, 117.53749453591496, 0.45729508996009827, 0.6567989587783813],
+        [
+            295.62347891856916,
+            4467.916653956054,
+            3607.8203593760263,
+            117.58113240938486,
+            0.4566873013973236,
+            0.6466889381408691,
+        ],
+        [
+            294.67561392698553,
+            4493.464953864255,
+            3571.7459430218732,
+            117.53749453591496,
+            0.45729508996009827,
+            0.6567989587783813,
+        ],
     ],
     "png": [
-        [297.4816870788345, 4536.275568882003, 3665.0219037128845, 119.51853612011668, 0.4596753716468811, 0.6302487850189209],
-        [305.8198183982913, 4646.920879135985, 3710.772558315375, 126.13893247561795, 0.4470720887184143, 0.6542170643806458],
+        [
+            297.4816870788345,
+            4536.275568882003,
+            3665.0219037128845,
+            119.51853612011668,
+            0.4596753716468811,
+            0.6302487850189209,
+        ],
+        [
+            305.8198183982913,
+            4646.920879135985,
+            3710.772558315375,
+            126.13893247561795,
+            0.4470720887184143,
+            0.6542170643806458,
+        ],
     ],
 }
 
@@ -56,8 +84,14 @@ def golden_pairs(tmp_path_factory):
     # window that clips the low end; both are shrunk about 4x onto the 5.56 mm / 5.56 mm detector pixels
     ap = write_dicom(root / "ap.dcm", _display_image(136, 120, 0.0), 1.5, "MONOCHROME2", "ImagerPixelSpacing")
     la = write_dicom(
-        root / "la.dcm", _display_image(150, 140, 0.1), 1.3, "MONOCHROME1", "PixelSpacing",
-        window=(30000, 50000), slope=0.5, intercept=-100,
+        root / "la.dcm",
+        _display_image(150, 140, 0.1),
+        1.3,
+        "MONOCHROME1",
+        "PixelSpacing",
+        window=(30000, 50000),
+        slope=0.5,
+        intercept=-100,
     )
     # PNG (16-bit AP, 8-bit LA), no pixel spacing: the centre square is resized to the detector
     ap_png = write_png(root / "ap.png", _display_image(100, 80, 0.05), 16)
@@ -77,7 +111,14 @@ def _network_input(ap: str, la: str) -> torch.Tensor:
 def _summary(image: torch.Tensor) -> list[list[float]]:
     i = torch.arange(image.shape[-1], dtype=torch.float64)
     return [
-        [float(c.sum()), float((c * i[:, None]).sum()), float((c * i[None, :]).sum()), float((c**2).sum()), float(c[3, 5]), float(c[20, 11])]
+        [
+            float(c.sum()),
+            float((c * i[:, None]).sum()),
+            float((c * i[None, :]).sum()),
+            float((c**2).sum()),
+            float(c[3, 5]),
+            float(c[20, 11]),
+        ]
         for c in image
     ]
 

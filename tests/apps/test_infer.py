@@ -25,9 +25,15 @@ OUTPUTS = ("ct.nii.gz", "vertebrae.nii.gz", "preview.png", "report.json")
 
 def _run(tiny_bundle, out_dir, **kwargs) -> dict:
     args = dict(
-        ap=tiny_bundle["ap"], la=tiny_bundle["la"], out_dir=str(out_dir), checkpoint=tiny_bundle["checkpoint"],
-        config_file=tiny_bundle["configs"], device="cpu", progress=False, precision="fp32",
-    )  # fmt: skip
+        ap=tiny_bundle["ap"],
+        la=tiny_bundle["la"],
+        out_dir=str(out_dir),
+        checkpoint=tiny_bundle["checkpoint"],
+        config_file=tiny_bundle["configs"],
+        device="cpu",
+        progress=False,
+        precision="fp32",
+    )
     args.update(kwargs)
     return infer(**args)
 
@@ -70,7 +76,10 @@ def test_outputs(tiny_bundle, tmp_path):
         assert report["inputs"][view]["resampling"] == "detector_geometry"
         assert report["inputs"][view]["file"] == tiny_bundle[view]
     assert report["inputs"]["la"]["view_position"] == "LL" and report["swapped_inputs"] is False
-    assert isinstance(report["reliable"], bool) and {c["name"] for c in report["qc_checks"]} >= {"ap_ncc", "la_gradient_correlation"}
+    assert isinstance(report["reliable"], bool) and {c["name"] for c in report["qc_checks"]} >= {
+        "ap_ncc",
+        "la_gradient_correlation",
+    }
     assert json.loads((tmp_path / "summary.json").read_text())["precision"] == "fp32"
 
 
@@ -95,9 +104,20 @@ def test_old_checkpoint_works_with_its_config_only(tiny_bundle, tmp_path, capsys
     a, b = (nib.load(str(tmp_path / d / "c" / "ct.nii.gz")).get_fdata() for d in ("new", "old"))
     np.testing.assert_array_equal(a, b)  # the same weights
     code, err = _cli(
-        capsys, "--ap", tiny_bundle["ap"], "--la", tiny_bundle["la"], "--checkpoint", tiny_bundle["old_checkpoint"],
-        "--config_file", tiny_bundle["inference"], "--out_dir", tmp_path / "x", "--device", "cpu",
-    )  # fmt: skip
+        capsys,
+        "--ap",
+        tiny_bundle["ap"],
+        "--la",
+        tiny_bundle["la"],
+        "--checkpoint",
+        tiny_bundle["old_checkpoint"],
+        "--config_file",
+        tiny_bundle["inference"],
+        "--out_dir",
+        tmp_path / "x",
+        "--device",
+        "cpu",
+    )
     assert code == 1 and f"Checkpoint '{tiny_bundle['old_checkpoint']}' does not fit the network of the config" in err
     assert "shape mismatches" in err and "quick.json" in err and "Traceback" not in err
 
@@ -107,7 +127,17 @@ def test_torchscript_only_when_asked(tiny_bundle, tmp_path, build_network, capsy
     network.load_state_dict(torch.load(tiny_bundle["checkpoint"], weights_only=True))
     scripted = tmp_path / "model.ts"
     torch.jit.save(torch.jit.script(network.eval()), str(scripted))
-    code, err = _cli(capsys, "--ap", tiny_bundle["ap"], "--la", tiny_bundle["la"], "--checkpoint", scripted, "--out_dir", tmp_path / "x")
+    code, err = _cli(
+        capsys,
+        "--ap",
+        tiny_bundle["ap"],
+        "--la",
+        tiny_bundle["la"],
+        "--checkpoint",
+        scripted,
+        "--out_dir",
+        tmp_path / "x",
+    )
     assert code == 1 and f"Checkpoint '{scripted}' is a TorchScript archive; add --torchscript" in err
     _run(tiny_bundle, tmp_path / "pt", case_id="c")
     _run(tiny_bundle, tmp_path / "ts", case_id="c", checkpoint=str(scripted), torchscript=True)
@@ -119,9 +149,13 @@ def test_bundle_run_matches_cli(tiny_bundle, tmp_path):
     from monai.bundle import run
 
     run(
-        config_file=tiny_bundle["configs"], ap_image=tiny_bundle["ap"], la_image=tiny_bundle["la"], case_id="b1",
-        ckpt_path=tiny_bundle["checkpoint"], output_dir=str(tmp_path / "bundle"),
-    )  # fmt: skip
+        config_file=tiny_bundle["configs"],
+        ap_image=tiny_bundle["ap"],
+        la_image=tiny_bundle["la"],
+        case_id="b1",
+        ckpt_path=tiny_bundle["checkpoint"],
+        output_dir=str(tmp_path / "bundle"),
+    )
     _run(tiny_bundle, tmp_path / "cli", case_id="b1")
     for name in ("ct.nii.gz", "vertebrae.nii.gz"):
         a, b = (nib.load(str(tmp_path / d / "b1" / name)).get_fdata() for d in ("bundle", "cli"))
@@ -146,10 +180,25 @@ def test_batch_mode_bad_rows_fail_alone(tiny_bundle, tmp_path, capsys):
     csv.write_text("ap,la,case_id\n" + "\n".join(rows) + "\n")
     pixel = str(tiny_bundle["pixel"])  # PNGs carry no spacing: the detector pixel of the training DRRs
     code, err = _cli(
-        capsys, "--pairs", csv, "--out_dir", tmp_path / "out", "--checkpoint", tiny_bundle["checkpoint"], "--progress", "False",
-        "--config_file", json.dumps(tiny_bundle["configs"]), "--ap_pixel_spacing", pixel, "--la_pixel_spacing", pixel,
-        "--allow_unreliable", "--precision", "fp32",
-    )  # fmt: skip
+        capsys,
+        "--pairs",
+        csv,
+        "--out_dir",
+        tmp_path / "out",
+        "--checkpoint",
+        tiny_bundle["checkpoint"],
+        "--progress",
+        "False",
+        "--config_file",
+        json.dumps(tiny_bundle["configs"]),
+        "--ap_pixel_spacing",
+        pixel,
+        "--la_pixel_spacing",
+        pixel,
+        "--allow_unreliable",
+        "--precision",
+        "fp32",
+    )
     assert code == 1 and "Traceback" not in err
     assert f"case 'nan_ap' failed and was not written: AP radiograph: Cannot use '{nan}'" in err and "NaN" in err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -157,7 +206,10 @@ def test_batch_mode_bad_rows_fail_alone(tiny_bundle, tmp_path, capsys):
     assert sorted(written) == ["good", "png"]
     failed = summary["failed"]
     assert set(failed) == {"nan_ap", "no_la (line 4)", "good (line 6)", "../escape (line 7)"}
-    assert "Missing view: no LA radiograph" in failed["no_la (line 4)"] and "repeats case_id 'good'" in failed["good (line 6)"]
+    assert (
+        "Missing view: no LA radiograph" in failed["no_la (line 4)"]
+        and "repeats case_id 'good'" in failed["good (line 6)"]
+    )
     assert "plain folder name" in failed["../escape (line 7)"]
     for case in ("good", "png"):
         assert sorted(p.name for p in (tmp_path / "out" / case).iterdir()) == sorted(OUTPUTS)
@@ -210,13 +262,30 @@ def test_kill_leftovers_are_cleaned(tiny_bundle, tmp_path):
 
 
 def test_swapped_headers_refused_or_exchanged(tiny_bundle, tmp_path, capsys):
-    base = ["--checkpoint", tiny_bundle["checkpoint"], "--config_file", json.dumps(tiny_bundle["configs"]), "--precision", "fp32"]
+    base = [
+        "--checkpoint",
+        tiny_bundle["checkpoint"],
+        "--config_file",
+        json.dumps(tiny_bundle["configs"]),
+        "--precision",
+        "fp32",
+    ]
     code, err = _cli(capsys, "--ap", tiny_bundle["la"], "--la", tiny_bundle["ap"], "--out_dir", tmp_path / "a", *base)
     assert code == 1 and f"The views look swapped: the AP input '{tiny_bundle['la']}' has ViewPosition LL" in err
     code, err = _cli(
-        capsys, "--ap", tiny_bundle["la"], "--la", tiny_bundle["ap"], "--out_dir", tmp_path / "b", "--case_id", "s",
-        "--allow_swap", "--allow_unreliable", *base,
-    )  # fmt: skip
+        capsys,
+        "--ap",
+        tiny_bundle["la"],
+        "--la",
+        tiny_bundle["ap"],
+        "--out_dir",
+        tmp_path / "b",
+        "--case_id",
+        "s",
+        "--allow_swap",
+        "--allow_unreliable",
+        *base,
+    )
     assert code == 0 and "case 's': AP and LA exchanged" in err
     report = json.loads((tmp_path / "b" / "s" / "report.json").read_text())
     assert report["swapped_inputs"] and report["inputs"]["ap"]["file"] == tiny_bundle["ap"]
@@ -228,7 +297,16 @@ def test_swapped_headers_refused_or_exchanged(tiny_bundle, tmp_path, capsys):
 
 def test_unreliable_case_is_counted_apart_and_sets_the_exit_status(tiny_bundle, tmp_path, capsys):
     """A random-weight network explains nothing: every case is flagged (and still written)."""
-    base = ["--ap", tiny_bundle["ap"], "--la", tiny_bundle["la"], "--checkpoint", tiny_bundle["checkpoint"], "--case_id", "u"]
+    base = [
+        "--ap",
+        tiny_bundle["ap"],
+        "--la",
+        tiny_bundle["la"],
+        "--checkpoint",
+        tiny_bundle["checkpoint"],
+        "--case_id",
+        "u",
+    ]
     base += ["--config_file", json.dumps(tiny_bundle["configs"]), "--precision", "fp32"]
     code, err = _cli(capsys, *base, "--out_dir", tmp_path / "a")
     assert code == 3 and "warning: case 'u' is unreliable (" in err and "(0 reliable, 1 unreliable), 0 failed" in err
@@ -252,9 +330,19 @@ def test_precision_and_channels_last(tiny_bundle, tmp_path):
 
 def test_console_has_no_traceback_subprocess(tiny_bundle, tmp_path):
     """The real console: a user error is one line on stderr, exit status 1, nothing written."""
-    cmd = [sys.executable, "-m", "xctrs_monai.apps.infer", "--ap", tiny_bundle["ap"], "--la", str(tmp_path / "missing.dcm")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xctrs_monai.apps.infer",
+        "--ap",
+        tiny_bundle["ap"],
+        "--la",
+        str(tmp_path / "missing.dcm"),
+    ]
     cmd += ["--out_dir", str(tmp_path / "out"), "--checkpoint", tiny_bundle["checkpoint"], "--device", "cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"LA radiograph: Cannot read '{tmp_path / 'missing.dcm'}' as a radiograph: no such file" in proc.stderr
@@ -267,9 +355,13 @@ def test_config_parses_without_checkpoint_or_input(tiny_bundle, tmp_path):
 
     configs = Path(tiny_bundle["inference"]).parent
     workflow = ConfigWorkflow(
-        config_file=tiny_bundle["inference"], meta_file=str(configs / "metadata.json"), logging_file=str(configs / "logging.conf"),
-        workflow_type="infer", bundle_root=str(tmp_path), dataset_dir=str(tmp_path),
-    )  # fmt: skip
+        config_file=tiny_bundle["inference"],
+        meta_file=str(configs / "metadata.json"),
+        logging_file=str(configs / "logging.conf"),
+        workflow_type="infer",
+        bundle_root=str(tmp_path),
+        dataset_dir=str(tmp_path),
+    )
     workflow.initialize()
     assert not workflow.check_properties()
     assert len(workflow.parser.get_parsed_content("dataset")) == 0

@@ -61,7 +61,9 @@ def oracle_case(tmp_path_factory):
     files = {"root": root, "labels": labels, "affine": affine, "pixel": float(ap.meta["pixel_spacing"][0])}
     for view, drr, photometric, position in (("ap", ap, "MONOCHROME2", "AP"), ("la", la, "MONOCHROME1", "LL")):
         display = canonical_to_display(drr.as_tensor(), view)[0].numpy()
-        files[view] = write_dicom(root / f"{view}.dcm", display, float(drr.meta["pixel_spacing"][0]), photometric, view_position=position)
+        files[view] = write_dicom(
+            root / f"{view}.dcm", display, float(drr.meta["pixel_spacing"][0]), photometric, view_position=position
+        )
         files[f"{view}_png"] = write_png(root / f"{view}.png", display, 16)
     (root / "grid.json").write_text(json.dumps({"img_size": SIZE, "spacing": SPACING}))
     files["config"] = json.dumps([INFERENCE, str(root / "grid.json")])
@@ -69,7 +71,17 @@ def oracle_case(tmp_path_factory):
 
 
 def _infer(oracle_case, out_dir, ap, la, *extra) -> dict:
-    argv = ["--ap", ap, "--la", la, "--out_dir", out_dir, "--checkpoint", oracle_case["root"] / "oracle.ts", "--torchscript"]
+    argv = [
+        "--ap",
+        ap,
+        "--la",
+        la,
+        "--out_dir",
+        out_dir,
+        "--checkpoint",
+        oracle_case["root"] / "oracle.ts",
+        "--torchscript",
+    ]
     argv += ["--config_file", oracle_case["config"], "--case_id", "c", "--allow_unreliable", "--device", "cpu", *extra]
     with pytest.raises(SystemExit) as exit_info:
         main([str(a) for a in argv])
@@ -98,9 +110,15 @@ def test_reprojection_separates_the_right_pair_from_the_swapped_one(oracle_case,
     right = _infer(oracle_case, tmp_path / "right", oracle_case["ap"], oracle_case["la"])
     pixel = str(oracle_case["pixel"])
     swapped = _infer(
-        oracle_case, tmp_path / "swapped", oracle_case["la_png"], oracle_case["ap_png"],
-        "--ap_pixel_spacing", pixel, "--la_pixel_spacing", pixel,
-    )  # fmt: skip  PNGs: no header to reveal the swap
+        oracle_case,
+        tmp_path / "swapped",
+        oracle_case["la_png"],
+        oracle_case["ap_png"],
+        "--ap_pixel_spacing",
+        pixel,
+        "--la_pixel_spacing",
+        pixel,
+    )  # PNGs: no header to reveal the swap
     for view in ("ap", "la"):
         good, bad = right["reprojection_consistency"][view], swapped["reprojection_consistency"][view]
         # the right pair is its own DRR up to 16-bit quantisation and MONOCHROME1: NCC ~1

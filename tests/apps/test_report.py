@@ -52,7 +52,7 @@ def test_similarity_measures():
 
 
 def _sobel(x: np.ndarray, axis: int) -> np.ndarray:
-    """Sobel derivative along ``axis`` with mirrored edges, written out: [1, 2, 1] smoothing across, [-1, 0, 1] along."""
+    """Sobel derivative along ``axis`` with mirrored edges, written out: [1, 2, 1] across, [-1, 0, 1] along."""
     p = np.pad(x, 1, mode="symmetric")
     if axis == 1:
         return _sobel(x.T, 0).T
@@ -119,7 +119,13 @@ def test_vertebra_plausibility():
 def test_qc_verdict():
     views = {"ap": {"ncc": 0.95, "gradient_correlation": 0.6}, "la": {"ncc": 0.9, "gradient_correlation": 0.1}}
     anatomy = {"vertebrae_present": 7, "order_inversions": 0, "component_fraction": 0.95}
-    limits = {"ncc": 0.8, "gradient_correlation": 0.3, "vertebrae_present": 7, "order_inversions": 0, "component_fraction": 0.8}
+    limits = {
+        "ncc": 0.8,
+        "gradient_correlation": 0.3,
+        "vertebrae_present": 7,
+        "order_inversions": 0,
+        "component_fraction": 0.8,
+    }
     verdict = qc_verdict(views, anatomy, limits)
     assert not verdict["reliable"] and verdict["reasons"] == ["la_gradient_correlation 0.1 (needs >= 0.3)"]
     assert len(verdict["checks"]) == 7  # 2 per view + 3 anatomy; cross_view skipped without a value or a limit
@@ -145,7 +151,9 @@ def test_report_compares_each_input_with_its_own_view(tmp_path):
     assert scores["la"]["ncc"] < 0.5
     saved = json.loads((staging_dir(tmp_path, "r") / "report.json").read_text())
     assert saved["reprojection_consistency"] == scores and saved["reliable"] is False
-    assert any(r.startswith("la_ncc") for r in saved["qc_reasons"]) and not any(r.startswith("ap_") for r in saved["qc_reasons"])
+    assert any(r.startswith("la_ncc") for r in saved["qc_reasons"]) and not any(
+        r.startswith("ap_") for r in saved["qc_reasons"]
+    )
 
 
 def test_split_prediction_geometry():

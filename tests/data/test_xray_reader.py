@@ -157,7 +157,9 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "folder", "garbage", "truncated", "text_png", "volume", "multiframe", "nan", "constant"])
+@pytest.mark.parametrize(
+    "case", ["missing", "folder", "garbage", "truncated", "text_png", "volume", "multiframe", "nan", "constant"]
+)
 def test_bad_files_name_the_file(tmp_path, case):
     path, message = _bad_files(tmp_path)[case]
     with pytest.raises(ValueError, match=message) as err:

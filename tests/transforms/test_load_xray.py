@@ -1,6 +1,6 @@
 # Copyright (c) xctrs-monai contributors
 # Licensed under the Apache License, Version 2.0
-"""LoadXrayd + XrayToDetectord: phantom -> DRR -> display-oriented DICOM/PNG/NIfTI -> loaded back == the canonical DRR."""
+"""LoadXrayd + XrayToDetectord: phantom -> DRR -> display-layout DICOM/PNG/NIfTI -> loaded back = the canonical DRR."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def _expected(drrs, view) -> np.ndarray:
 def _load(path, view, **kwargs) -> MetaTensor:
     key = f"xray_{view}"
     data = {key: str(path)}
-    for transform in (LoadXrayd(keys=key), XrayToDetectord(keys=key, img_size=SIZE, spacing=SPACING, **kwargs), NormalizeXrayd(keys=key)):
+    for transform in (
+        LoadXrayd(keys=key),
+        XrayToDetectord(keys=key, img_size=SIZE, spacing=SPACING, **kwargs),
+        NormalizeXrayd(keys=key),
+    ):
         data = transform(data)  # not Compose: its RuntimeError would wrap the errors tested here
     return data[key]
 
@@ -57,7 +61,13 @@ ATOL_16 = 2e-4
 )
 def test_dicom_round_trip(tmp_path, drrs, view, photometric, spacing_tag, slope, intercept):
     path = write_dicom(
-        tmp_path / f"{view}.dcm", _display(drrs, view), drrs["pixel"][view], photometric, spacing_tag, slope=slope, intercept=intercept
+        tmp_path / f"{view}.dcm",
+        _display(drrs, view),
+        drrs["pixel"][view],
+        photometric,
+        spacing_tag,
+        slope=slope,
+        intercept=intercept,
     )
     out = _load(path, view)
     assert isinstance(out, MetaTensor) and out.shape == (1, SIZE, SIZE) and out.dtype == torch.float32
@@ -70,7 +80,9 @@ def test_dicom_round_trip(tmp_path, drrs, view, photometric, spacing_tag, slope,
 
 
 @pytest.mark.parametrize("view", ["ap", "la"])
-@pytest.mark.parametrize("bits, rgb, atol", [(16, False, ATOL_16), (8, False, 6e-3), (8, True, 6e-3)])  # 8 bit: 1/255 = 4e-3 steps
+@pytest.mark.parametrize(
+    "bits, rgb, atol", [(16, False, ATOL_16), (8, False, 6e-3), (8, True, 6e-3)]
+)  # 8 bit: 1/255 = 4e-3 steps
 def test_png_round_trip(tmp_path, drrs, view, bits, rgb, atol):
     path = write_png(tmp_path / f"{view}.png", _display(drrs, view), bits, rgb)
     out = _load(path, view, pixel_spacing=drrs["pixel"][view])
@@ -80,7 +92,9 @@ def test_png_round_trip(tmp_path, drrs, view, bits, rgb, atol):
 
 def test_nifti_round_trip_and_canonical_layout(tmp_path, drrs):
     path = write_nifti(tmp_path / "ap.nii.gz", _display(drrs, "ap"), drrs["pixel"]["ap"])
-    np.testing.assert_allclose(_load(path, "ap").numpy(), _expected(drrs, "ap"), atol=1e-5)  # float32 file: exact up to rounding
+    np.testing.assert_allclose(
+        _load(path, "ap").numpy(), _expected(drrs, "ap"), atol=1e-5
+    )  # float32 file: exact up to rounding
     # a canonical image in MONAI's 2D array convention (e.g. a DRR saved by this project) loads without the
     # display conversion; MONAI's own LoadImage reads both files back as the canonical array
     canonical = drrs["la"].numpy()[0]
@@ -125,7 +139,10 @@ def test_padding_and_crop_keep_the_centre(tmp_path, drrs):
     path = write_dicom(tmp_path / "big.dcm", canvas, drrs["pixel"]["ap"])
     np.testing.assert_allclose(_load(path, "ap").numpy(), _expected(drrs, "ap"), atol=ATOL_16)
     small = display[4:-4, 2:-2]  # padded with its minimum, centred: 4 rows and 2 columns on each side
-    image = MetaTensor(torch.as_tensor(small.T, dtype=torch.float32)[None], meta={"pixel_spacing": (1.0, 1.0), "pixel_spacing_source": "x"})
+    image = MetaTensor(
+        torch.as_tensor(small.T, dtype=torch.float32)[None],
+        meta={"pixel_spacing": (1.0, 1.0), "pixel_spacing_source": "x"},
+    )
     out = XrayToDetector("ap", img_size=SIZE, spacing=0.9)(image)  # detector pixel 0.9 * 1000 / 900 = 1 mm
     padded = canonical_to_display(out.as_tensor(), "ap")[0].numpy()
     np.testing.assert_allclose(padded[4:-4, 2:-2], small, atol=1e-5)  # float32 copy
@@ -138,7 +155,10 @@ def test_resampling_geometry():
     image = np.zeros((400, 300))
     r0, c0 = (400 - 1) / 2 + 12 / fine, (300 - 1) / 2 + 20 / fine
     image[int(r0) - 2 : int(r0) + 3, int(c0) - 2 : int(c0) + 3] = 1.0
-    loaded = MetaTensor(torch.as_tensor(image.T, dtype=torch.float32)[None], meta={"pixel_spacing": (fine, fine), "pixel_spacing_source": "x"})
+    loaded = MetaTensor(
+        torch.as_tensor(image.T, dtype=torch.float32)[None],
+        meta={"pixel_spacing": (fine, fine), "pixel_spacing_source": "x"},
+    )
     out = XrayToDetector("ap", img_size=size, spacing=0.9, field_range=(0.1, 10))(loaded)  # 1 mm detector pixels
     display = canonical_to_display(out.as_tensor(), "ap")[0].numpy()
     peak = np.unravel_index(np.argmax(display), display.shape)
@@ -162,7 +182,9 @@ def test_loadxrayd_messages(tmp_path, drrs):
     assert out["xray_ap"].shape == (1, SIZE, SIZE) and out["xray_ap"].meta["view"] == "ap"
     with pytest.raises(ValueError, match=r"Missing view: no LA radiograph given \(key 'xray_la'\)"):
         loader({"xray_ap": files["ap"], "xray_la": ""})
-    with pytest.raises(ValueError, match=rf"^LA radiograph: Cannot read '{tmp_path / 'nope.dcm'}' as a radiograph: no such file"):
+    with pytest.raises(
+        ValueError, match=rf"^LA radiograph: Cannot read '{tmp_path / 'nope.dcm'}' as a radiograph: no such file"
+    ):
         loader({"xray_ap": files["ap"], "xray_la": str(tmp_path / "nope.dcm")})
     partial = LoadXrayd(keys=["xray_ap", "xray_la"], allow_missing_keys=True)({"xray_ap": files["ap"]})
     assert "xray_la" not in partial and partial["xray_ap"].shape == (1, SIZE, SIZE)
@@ -170,9 +192,13 @@ def test_loadxrayd_messages(tmp_path, drrs):
 
 @pytest.mark.parametrize(
     "spacing, message",
-    [((0.0, 0.0), "ImagerPixelSpacing 0\\\\0 is not a positive pixel spacing"), ((-0.2, -0.2), "is not a positive"),
-     ((40.0, 40.0), "the pixel spacing looks wrong"), ((0.4, 0.4), "the pixel spacing looks wrong")],
-)  # fmt: skip
+    [
+        ((0.0, 0.0), "ImagerPixelSpacing 0\\\\0 is not a positive pixel spacing"),
+        ((-0.2, -0.2), "is not a positive"),
+        ((40.0, 40.0), "the pixel spacing looks wrong"),
+        ((0.4, 0.4), "the pixel spacing looks wrong"),
+    ],
+)
 def test_implausible_spacing_is_refused(tmp_path, drrs, spacing, message):
     """Detector field 32 x 4.44 = 142 mm; 32 pixels of 40 mm (9x) or of 0.4 mm (0.09x) are outside (0.25, 6)."""
     path = write_dicom(tmp_path / "ap.dcm", _display(drrs, "ap"), spacing)

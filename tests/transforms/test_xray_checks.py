@@ -40,7 +40,9 @@ def test_view_from_header(meta, expected):
 
 
 def test_good_pair_passes_unchanged():
-    ap, la = _image("a.dcm", 1, view_position="AP", modality="DX"), _image("l.dcm", 2, view_position="LL", modality="CR")
+    ap, la = _image("a.dcm", 1, view_position="AP", modality="DX"), _image(
+        "l.dcm", 2, view_position="LL", modality="CR"
+    )
     out_ap, out_la = CheckXrayPair()(ap, la)
     assert out_ap is ap and out_la is la and ap.meta["swapped_inputs"] is False
 
@@ -53,13 +55,25 @@ def test_files_without_headers_pass():
 @pytest.mark.parametrize(
     "ap_meta, la_meta, message",
     [
-        ({"modality": "CT"}, {}, r"AP radiograph 'a.dcm': Modality CT is not a projection radiograph \(accepted: DX, CR, RF, XA\)"),
+        (
+            {"modality": "CT"},
+            {},
+            r"AP radiograph 'a.dcm': Modality CT is not a projection radiograph \(accepted: DX, CR, RF, XA\)",
+        ),
         ({}, {"modality": "MR"}, r"LA radiograph 'l.dcm': Modality MR is not"),
         ({"view_position": "LL"}, {}, r"AP radiograph 'a.dcm' is a lateral view \(ViewPosition LL\), not an AP view"),
-        ({}, {"patient_orientation": "L\\F"}, r"LA radiograph 'l.dcm' is a frontal \(AP/PA\) view \(PatientOrientation L\\F\)"),
+        (
+            {},
+            {"patient_orientation": "L\\F"},
+            r"LA radiograph 'l.dcm' is a frontal \(AP/PA\) view \(PatientOrientation L\\F\)",
+        ),
         ({"view_position": "AP"}, {"view_position": "AP"}, r"LA radiograph 'l.dcm' is a frontal"),
         ({"view_position": "RAO"}, {}, r"AP radiograph 'a.dcm' is an oblique view"),
-        ({"view_position": "LL"}, {"view_position": "AP"}, r"The views look swapped: the AP input 'a.dcm' has ViewPosition LL"),
+        (
+            {"view_position": "LL"},
+            {"view_position": "AP"},
+            r"The views look swapped: the AP input 'a.dcm' has ViewPosition LL",
+        ),
     ],
 )
 def test_refused_pairs(ap_meta, la_meta, message):
@@ -80,7 +94,9 @@ def test_same_image_twice():
 
 
 def test_aspect_ratio():
-    with pytest.raises(ValueError, match=r"AP radiograph 'strip.png' is 50 x 400 pixels \(aspect 8.0:1\); a radiograph is at most 3:1"):
+    with pytest.raises(
+        ValueError, match=r"AP radiograph 'strip.png' is 50 x 400 pixels \(aspect 8.0:1\); a radiograph is at most 3:1"
+    ):
         CheckXrayPair()(_image("strip.png", 1, shape=(50, 400)), _image("l.png", 2))
     CheckXrayPair(max_aspect=10)(_image("strip.png", 1, shape=(50, 400)), _image("l.png", 2))
     with pytest.raises(ValueError, match="max_aspect must be >= 1"):

@@ -122,7 +122,9 @@ def read_checkpoint(path: PathLike, torchscript: bool = False, map_location: str
         try:
             module = torch.jit.load(str(path), map_location=map_location)
         except Exception as e:
-            raise ValueError(f"Checkpoint '{path}' is not a TorchScript archive: {type(e).__name__}: {e}".strip()) from None
+            raise ValueError(
+                f"Checkpoint '{path}' is not a TorchScript archive: {type(e).__name__}: {e}".strip()
+            ) from None
         return Checkpoint(str(path), module=module.eval())
     if _is_torchscript(path):
         raise ValueError(f"Checkpoint '{path}' is a TorchScript archive; add --torchscript to use it.")
@@ -130,13 +132,16 @@ def read_checkpoint(path: PathLike, torchscript: bool = False, map_location: str
         legacy_pickle = f.read(1) == b"\x80"  # torch.save's format before 1.6 is a bare pickle
     if not zipfile.is_zipfile(path) and not legacy_pickle:
         raise ValueError(
-            f"Checkpoint '{path}' is not a complete PyTorch file (not a torch.save archive: empty, truncated or another format)."
+            f"Checkpoint '{path}' is not a complete PyTorch file (not a torch.save archive: empty, truncated or "
+            "another format)."
         )
     try:
         obj = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as e:
         if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in str(e):
-            reason = "it holds objects other than tensors and plain containers, which are not loaded (weights_only=True)"
+            reason = (
+                "it holds objects other than tensors and plain containers, which are not loaded (weights_only=True)"
+            )
         else:
             reason = f"{type(e).__name__}: {' '.join(str(e).split()).split('. ')[0] or 'no detail'}"
         raise ValueError(f"Checkpoint '{path}' cannot be read as a PyTorch state dict: {reason}.") from None
@@ -180,7 +185,9 @@ def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
     """
     for tensor in [*module.parameters(), *module.buffers()]:
         if tensor.dim() in (4, 5):
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last if tensor.dim() == 4 else torch.channels_last_3d)
+            tensor.data = tensor.data.contiguous(
+                memory_format=torch.channels_last if tensor.dim() == 4 else torch.channels_last_3d
+            )
     return module
 
 
@@ -209,7 +216,9 @@ def load_network(
         network = network_def
         own = _as_json(getattr(network, "network_args", None))
         if checkpoint.network_args and own is not None and own != checkpoint.network_args:
-            differ = sorted(k for k in set(own) | set(checkpoint.network_args) if own.get(k) != checkpoint.network_args.get(k))
+            differ = sorted(
+                k for k in set(own) | set(checkpoint.network_args) if own.get(k) != checkpoint.network_args.get(k)
+            )
             shown = ", ".join(f"{k}={checkpoint.network_args.get(k)!r} (config: {own.get(k)!r})" for k in differ)
             raise ValueError(
                 f"Checkpoint '{checkpoint.path}' was trained with another network: {shown}. xctrs-infer builds it from "
@@ -221,7 +230,8 @@ def load_network(
             network.load_state_dict(checkpoint.state_dict, strict=False)
         elif problems:
             raise ValueError(
-                f"Checkpoint '{checkpoint.path}' does not fit the network of the config: " + " | ".join(problems)
+                f"Checkpoint '{checkpoint.path}' does not fit the network of the config: "
+                + " | ".join(problems)
                 + ". Use the config it was trained with (the same img_size, recon_channels and seg_channels), e.g. "
                 "add bundle/configs/quick.json."
             )
@@ -246,7 +256,9 @@ class NetworkCheckpointLoader:
         torchscript: the path is a TorchScript archive. Defaults to ``False``.
     """
 
-    def __init__(self, checkpoint: PathLike | Checkpoint, channels_last: bool = False, torchscript: bool = False) -> None:
+    def __init__(
+        self, checkpoint: PathLike | Checkpoint, channels_last: bool = False, torchscript: bool = False
+    ) -> None:
         self.checkpoint = checkpoint
         self.channels_last = bool(channels_last)
         self.torchscript = bool(torchscript)

@@ -73,7 +73,10 @@ def read_pairs(csv_path: PathLike) -> tuple[list[dict], dict[str, str]]:
     for line, row in enumerate(rows, start=2):
         if not any(row.values()):
             continue
-        files = {v: str(path.parent / row[v]) if row.get(v) and not Path(row[v]).is_absolute() else row.get(v, "") for v in ("ap", "la")}
+        files = {
+            v: str(path.parent / row[v]) if row.get(v) and not Path(row[v]).is_absolute() else row.get(v, "")
+            for v in ("ap", "la")
+        }
         label = row.get("case_id") or case_id_from_path(files["ap"] or files["la"] or f"line{line}")
         where = f"{label} (line {line})"
         try:
@@ -82,7 +85,9 @@ def read_pairs(csv_path: PathLike) -> tuple[list[dict], dict[str, str]]:
             if missing:
                 raise ValueError(f"Missing view: no {' and no '.join(missing)} radiograph in '{path}' line {line}.")
             if case_id in seen:
-                raise ValueError(f"Pairs CSV '{path}' line {line} repeats case_id '{case_id}'; give unique case_id values.")
+                raise ValueError(
+                    f"Pairs CSV '{path}' line {line} repeats case_id '{case_id}'; give unique case_id values."
+                )
         except ValueError as e:
             failures[where] = str(e)
             continue

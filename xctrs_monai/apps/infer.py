@@ -32,9 +32,21 @@ __all__ = ["CLI_OPTIONS", "infer", "main"]
 
 #: The command line's own options (the other ``--key value`` are config keys).
 CLI_OPTIONS = (
-    "ap", "la", "out_dir", "checkpoint", "config_file", "device", "pairs", "case_id", "torchscript", "precision",
-    "channels_last", "allow_swap", "allow_unreliable", "progress",
-)  # fmt: skip
+    "ap",
+    "la",
+    "out_dir",
+    "checkpoint",
+    "config_file",
+    "device",
+    "pairs",
+    "case_id",
+    "torchscript",
+    "precision",
+    "channels_last",
+    "allow_swap",
+    "allow_unreliable",
+    "progress",
+)
 
 
 def _as_path(name: str, value: object) -> str | None:
@@ -103,8 +115,15 @@ def infer(
         raise UsageError("no input: give --ap AP --la LA, or --pairs PAIRS.csv.")
     out_dir = _as_path("out_dir", out_dir)
     app = XCTRSInference(
-        config_file, _as_path("checkpoint", checkpoint), out_dir, device, torchscript, precision, channels_last,
-        bool(allow_swap), **overrides,
+        config_file,
+        _as_path("checkpoint", checkpoint),
+        out_dir,
+        device,
+        torchscript,
+        precision,
+        channels_last,
+        bool(allow_swap),
+        **overrides,
     )
     return app.run(items, failures, progress=progress)
 
@@ -148,8 +167,20 @@ def _cli(
     options = dict(overrides)
     try:
         summary = infer(
-            ap, la, out_dir, checkpoint, config_file, device, pairs, case_id, torchscript, precision, channels_last,
-            allow_swap, progress, **options,
+            ap,
+            la,
+            out_dir,
+            checkpoint,
+            config_file,
+            device,
+            pairs,
+            case_id,
+            torchscript,
+            precision,
+            channels_last,
+            allow_swap,
+            progress,
+            **options,
         )
     except UsageError as e:
         message = error_message(e)

@@ -51,7 +51,12 @@ def split_prediction(
     labels = torch.argmax(values[1:], dim=0, keepdim=True).to(torch.uint8)
     out = []
     for array in (ct, labels):
-        meta = {"filename_or_obj": str(case_id), "space": "RAS", "spatial_shape": (size,) * 3, "original_channel_dim": 0}
+        meta = {
+            "filename_or_obj": str(case_id),
+            "space": "RAS",
+            "spatial_shape": (size,) * 3,
+            "original_channel_dim": 0,
+        }
         out.append(MetaTensor(array, affine=affine.clone(), meta=meta))
     return out[0], out[1]
 

@@ -128,7 +128,9 @@ class WritePreviewd(MapTransform):
         if (ct_key not in d or label_key not in d) and self.allow_missing_keys:
             return d
         ct = d[ct_key]
-        spacing = float(np.linalg.norm(np.asarray(ct.affine, dtype=np.float64)[:3, 0])) if hasattr(ct, "affine") else 1.0
+        spacing = (
+            float(np.linalg.norm(np.asarray(ct.affine, dtype=np.float64)[:3, 0])) if hasattr(ct, "affine") else 1.0
+        )
         image = render_preview(
             [d[k] for k in self.xray_keys],
             [d[k] for k in self.drr_keys],

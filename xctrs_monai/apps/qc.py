@@ -73,7 +73,9 @@ def gradient_correlation(a: NdarrayOrTensor, b: NdarrayOrTensor) -> float:
     x, y = np.squeeze(_np(a)), np.squeeze(_np(b))
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"need two 2D images of the same shape, got {x.shape} and {y.shape}.")
-    return float(np.mean([normalized_cross_correlation(ndimage.sobel(x, axis=i), ndimage.sobel(y, axis=i)) for i in (0, 1)]))
+    return float(
+        np.mean([normalized_cross_correlation(ndimage.sobel(x, axis=i), ndimage.sobel(y, axis=i)) for i in (0, 1)])
+    )
 
 
 def cross_view_consistency(ap: NdarrayOrTensor, la: NdarrayOrTensor) -> float:

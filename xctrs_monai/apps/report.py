@@ -100,9 +100,9 @@ class WriteReportd(MapTransform):
     pair was exchanged by ``allow_swap``), the output geometry (shape, spacing, RAS affine, centred at the
     isocenter), the CT intensity range, per-vertebra volume and centroid (:func:`vertebra_statistics`), per
     view the re-projection consistency of each input with the DRR of the reconstruction **in its own view**
-    (:func:`reprojection_consistency`), the cross-view consistency of the two inputs, the anatomy checks of the label map, and the quality-control
-    verdict ``reliable`` with its ``reasons`` (:func:`xctrs_monai.apps.qc.qc_verdict`). ``d["report"]`` gets
-    the same dict.
+    (:func:`reprojection_consistency`), the cross-view consistency of the two inputs, the anatomy checks of the
+    label map, and the quality-control verdict ``reliable`` with its ``reasons``
+    (:func:`xctrs_monai.apps.qc.qc_verdict`). ``d["report"]`` gets the same dict.
 
     Args:
         keys: ``(label_key, ct_key)``, e.g. ``("pred_label", "pred_ct_hu")``; the label map must carry its affine.

@@ -48,11 +48,34 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": "$torch.bfloat16", "fp16": "$torch.float16"}
 # config keys that the command line sets itself (or that are structure, not settings)
 _NOT_OPTIONS = {
-    "imports", "network_def", "network", "checkpoint", "preprocessing", "postprocessing", "dataset", "dataloader",
-    "inferer", "handlers", "evaluator", "initialize", "run", "finalize", "datalist", "ap_image", "la_image",
-    "case_id", "pairs_csv", "output_dir", "ckpt_path", "device", "amp", "amp_dtype", "channels_last", "allow_swap",
+    "imports",
+    "network_def",
+    "network",
+    "checkpoint",
+    "preprocessing",
+    "postprocessing",
+    "dataset",
+    "dataloader",
+    "inferer",
+    "handlers",
+    "evaluator",
+    "initialize",
+    "run",
+    "finalize",
+    "datalist",
+    "ap_image",
+    "la_image",
+    "case_id",
+    "pairs_csv",
+    "output_dir",
+    "ckpt_path",
+    "device",
+    "amp",
+    "amp_dtype",
+    "channels_last",
+    "allow_swap",
     "dataset_dir",
-}  # fmt: skip
+}
 _NETWORK_OPTIONS = ("img_size", "recon_channels", "seg_channels")
 
 
@@ -125,7 +148,7 @@ def error_message(exc: BaseException) -> str:
 
 
 def _blames(option: str, message: str) -> bool:
-    """Whether an error message is about a config option (``ap_pixel_spacing`` for "pixel_spacing of the AP view ...")."""
+    """Whether an error message is about a config option (``ap_pixel_spacing``: "pixel_spacing of the AP view...")."""
     if option in message:
         return True
     view, _, rest = option.partition("_")
@@ -195,7 +218,8 @@ class XCTRSInference:
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
             raise UsageError(
-                f"unknown option(s) {', '.join('--' + k for k in unknown)}; the config keys you can set are {', '.join('--' + k for k in valid)}."
+                f"unknown option(s) {', '.join('--' + k for k in unknown)}; the config keys you can set are "
+                f"{', '.join('--' + k for k in valid)}."
             )
         user_options = dict(overrides)
         if device is not None:
@@ -255,15 +279,20 @@ class XCTRSInference:
         return chosen, bool(channels_last)
 
     def _network_settings(self, parser: ConfigParser, overrides: Mapping) -> dict:
-        """Build the checkpoint's own network (its arguments) on the checkpoint's grid, keeping the config's field of view."""
+        """The checkpoint's own network (its arguments) on the checkpoint's grid, with the config's field of view."""
         args = dict(self.checkpoint.network_args)
         if not args:
             return {}
         given = [k for k in _NETWORK_OPTIONS if k in overrides]
         if given:
-            raise UsageError(f"--{given[0]} cannot be set: the network comes from the checkpoint '{self.checkpoint.path}'.")
+            raise UsageError(
+                f"--{given[0]} cannot be set: the network comes from the checkpoint '{self.checkpoint.path}'."
+            )
         config_size = int(parser.get_parsed_content("img_size"))
-        settings = {"network_def": {"_target_": "xctrs_monai.networks.XCTRSNet", **args}, "img_size": int(args["img_size"])}
+        settings = {
+            "network_def": {"_target_": "xctrs_monai.networks.XCTRSNet", **args},
+            "img_size": int(args["img_size"]),
+        }
         if "spacing" not in overrides:
             settings["spacing"] = float(parser.get_parsed_content("spacing")) * config_size / int(args["img_size"])
         return settings
@@ -274,7 +303,9 @@ class XCTRSInference:
         On failure the case's staging folder is removed (a previous complete case stays) and the error raised.
         """
         case_id = check_case_id(item.get("case_id"))
-        self.evaluator.data_loader = DataLoader(Dataset([dict(item)], transform=self.preprocessing), batch_size=1, num_workers=0)
+        self.evaluator.data_loader = DataLoader(
+            Dataset([dict(item)], transform=self.preprocessing), batch_size=1, num_workers=0
+        )
         try:
             with torch.inference_mode():
                 self.evaluator.run()
@@ -322,16 +353,25 @@ class XCTRSInference:
                     report = self.run_case(item)
             except Exception as e:  # one bad case must not stop the others
                 summary["failed"][case_id] = error_message(e)
-                tqdm.write(f"xctrs-infer: case '{case_id}' failed and was not written: {summary['failed'][case_id]}", file=sys.stderr)
+                tqdm.write(
+                    f"xctrs-infer: case '{case_id}' failed and was not written: {summary['failed'][case_id]}",
+                    file=sys.stderr,
+                )
                 continue
             if report.get("swapped_inputs"):
                 summary["swapped"].append(case_id)
-                tqdm.write(f"xctrs-infer: case '{case_id}': AP and LA exchanged, as their headers say (--allow_swap).", file=sys.stderr)
+                tqdm.write(
+                    f"xctrs-infer: case '{case_id}': AP and LA exchanged, as their headers say (--allow_swap).",
+                    file=sys.stderr,
+                )
             if report["reliable"]:
                 summary["succeeded"].append(case_id)
             else:
                 summary["unreliable"][case_id] = report["qc_reasons"]
                 reasons = "; ".join(report["qc_reasons"])
-                tqdm.write(f"xctrs-infer: warning: case '{case_id}' is unreliable ({reasons}); check its preview.png.", file=sys.stderr)
+                tqdm.write(
+                    f"xctrs-infer: warning: case '{case_id}' is unreliable ({reasons}); check its preview.png.",
+                    file=sys.stderr,
+                )
         save_json(summary, self.output_dir / "summary.json")
         return summary

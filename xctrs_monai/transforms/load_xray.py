@@ -90,7 +90,9 @@ def orient_to_display(image: torch.Tensor, patient_orientation: str, view: str) 
     return image, ops
 
 
-def _interpolate(image: torch.Tensor, size: tuple[int, int] | None = None, scale: tuple[float, float] | None = None) -> torch.Tensor:
+def _interpolate(
+    image: torch.Tensor, size: tuple[int, int] | None = None, scale: tuple[float, float] | None = None
+) -> torch.Tensor:
     """Bilinear resampling of ``[1, H, W]`` to ``size`` or by ``scale``, anti-aliased when shrinking.
 
     MONAI's ``Zoom``/``Resize``/``Spacing`` do not fit: ``Zoom`` and ``Spacing`` do not low-pass before
@@ -99,10 +101,16 @@ def _interpolate(image: torch.Tensor, size: tuple[int, int] | None = None, scale
     torch's ``interpolate(antialias=True)`` keeps the exact scale with a matched (triangle) filter.
     """
     if size is not None:
-        out = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=min(size) < max(image.shape[-2:]))
+        out = F.interpolate(
+            image[None], size=size, mode="bilinear", align_corners=False, antialias=min(size) < max(image.shape[-2:])
+        )
     else:
         out = F.interpolate(
-            image[None], scale_factor=scale, mode="bilinear", align_corners=False, antialias=min(scale) < 1.0,
+            image[None],
+            scale_factor=scale,
+            mode="bilinear",
+            align_corners=False,
+            antialias=min(scale) < 1.0,
             recompute_scale_factor=False,
         )
     return out[0]

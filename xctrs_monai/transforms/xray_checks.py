@@ -103,8 +103,9 @@ class CheckXrayPair(Transform):
             )
         rows, cols = int(meta.get("rows", 0)), int(meta.get("columns", 0))
         if min(rows, cols) > 0 and max(rows, cols) / min(rows, cols) > self.max_aspect:
+            aspect = max(rows, cols) / min(rows, cols)
             raise ValueError(
-                f"{_describe(meta, view)} is {rows} x {cols} pixels (aspect {max(rows, cols) / min(rows, cols):.1f}:1); "
+                f"{_describe(meta, view)} is {rows} x {cols} pixels (aspect {aspect:.1f}:1); "
                 f"a radiograph is at most {self.max_aspect:g}:1."
             )
 
@@ -133,7 +134,9 @@ class CheckXrayPair(Transform):
         (kind_ap, why_ap), (kind_la, why_la) = view_from_header(meta_ap), view_from_header(meta_la)
         for meta, view, kind, why in ((meta_ap, "ap", kind_ap, why_ap), (meta_la, "la", kind_la, why_la)):
             if kind == "oblique":
-                raise ValueError(f"{_describe(meta, view)} is an oblique view ({why}); the model needs an AP and a lateral.")
+                raise ValueError(
+                    f"{_describe(meta, view)} is an oblique view ({why}); the model needs an AP and a lateral."
+                )
         swapped = kind_ap == "la" and kind_la == "ap"
         if swapped and not self.allow_swap:
             raise ValueError(
