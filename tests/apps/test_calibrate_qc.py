@@ -39,6 +39,10 @@ def test_calibration_table(tiny_bundle, tmp_path):
         "order_inversions",
     }
     assert out["calibration"]["false_positive_rate"] == 0.0
+    # a perfect reconstruction (the phantom's own labels) passes the anatomy checks
+    truth = out["truth_anatomy"][:1]
+    assert out["thresholds"]["component_fraction"] <= min(t["component_fraction"] for t in truth)
+    assert out["thresholds"]["order_inversions"] >= max(t["order_inversions"] for t in truth)
     saved = json.loads((tmp_path / "qc_calibration.json").read_text())
     assert saved["thresholds"] == out["thresholds"]
     table = (tmp_path / "qc_calibration.md").read_text()

@@ -41,8 +41,8 @@ __all__ = [
     "qc_verdict",
 ]
 
-#: Thresholds of :func:`qc_verdict`; ``None`` switches a check off. The values come from
-#: ``scripts/calibrate_qc.py`` on the quick demo model (see the bundle README for the table).
+#: Thresholds of :func:`qc_verdict` when none are given; ``None`` switches a check off. Generic, uncalibrated
+#: values: a bundle's ``inference.json`` holds the ones ``scripts/calibrate_qc.py`` measured for its model.
 DEFAULT_QC_THRESHOLDS: dict[str, float | None] = {
     "ncc": 0.8,
     "gradient_correlation": 0.3,
