@@ -57,8 +57,8 @@ class MulSISNet(nn.Module):
     GroupNorm, not the group count), LeakyReLU(0.2): 4,397,280 parameters and 668.8 GFLOPs for one
     128^3 case (paper Table 3: 4,410,136 and 658.4 GFLOPs; -0.29 % and +1.6 %). The widths are not in
     the paper; they are multiples of 8 (the group count) that fit both of its counts (searched over
-    16..32 x 24..64 x 32..128 x 64..256, non-decreasing). FLOPs sit at full resolution (the stem and
-    five 3x3x3 convolutions of width 24 at 128^3), parameters at the coarse scales. The former widths
+    16..32 x 24..64 x 32..128 x 64..256, non-decreasing). 61 % of the FLOPs are the width-24
+    convolutions at 128^3; the parameters sit at the coarse scales. The former widths
     ``channels=(16, 40, 80, 160)`` (4.44 M parameters, 479 GFLOPs) remain an argument away. FLOPs count
     2 x multiply-accumulates of the convolutions, as argued in :class:`~xctrs_monai.networks.SpaDRNet`.
 

@@ -131,10 +131,13 @@ class SpaDRNet(nn.Module):
     (4, 12, 32, 224) at scales 1, 1/2, 1/4, 1/8, one 3D exchange, InstanceNorm, LeakyReLU(0.2):
     22,935,017 parameters and 216.4 GFLOPs for one 128^3 case (paper Table 2: 22,992,322 and
     216.8 GFLOPs; -0.25 % and -0.21 %). The per-view 3D widths are not in the paper; they are the
-    monotone widths that fit both of its counts (searched over 2..8 x 4..32 x 8..64 x 128..320).
-    Parameters sit in the channel->depth convs and the wide 1/8 scale; FLOPs in the 3D exchange and
-    joins at the two finest scales, which the narrow ``C_0``, ``C_1`` keep cheap. The former widths
-    ``volume_channels=(8, 32, 64, 128)`` (24.5 M parameters, 598 GFLOPs) remain an argument away.
+    non-decreasing widths whose larger relative error on the two counts is smallest in a grid search
+    (``C_0`` in 2..8, ``C_1`` in 4..32, ``C_2`` in 8..64, ``C_3`` in 128..320). Parameters sit in the
+    channel->depth convs (13.6 M) and the 3D layers (7.9 M, most at the 448-channel 1/8 scale); FLOPs
+    in the 2D encoders (73 G) and the 3D scales (54 G at 1/8, 33 G at 1/4, 32 G at 1/2, 25 G at full
+    resolution): the narrow ``C_0``, ``C_1`` keep the 128^3 and 64^3 volumes cheap, where the former
+    widths ``volume_channels=(8, 32, 64, 128)`` (24.5 M parameters, 598 GFLOPs, still an argument
+    away) spent most of their compute.
 
     FLOP convention (the paper does not give one): a multiply-accumulate of a convolution, transposed
     convolution or linear layer counts as two floating-point operations (2 x MACs); normalisation,
