@@ -7,8 +7,10 @@ Usage::
     python scripts/benchmark_drr.py --size 128 --threads 2 --runs 50
 
 Prints the median (and minimum) time of one AP + LA pair for a ``size^3`` CT on ``size x size`` detectors,
-forward only and forward + backward, on the CPU and, when available, on CUDA (synchronised). Then the peak
-extra memory in units of the volume: on CUDA from the allocator's peak; on the CPU from the growth of the
+forward only and forward + backward, on the CPU and, when available, on CUDA (synchronised); on the CPU also
+the ``BiplanarDRR`` transform on a CT loaded from NIfTI by MONAI's ``LoadImage`` (a ``MetaTensor`` with its
+header metadata, as in the bundle's pipeline) and its ratio to the bare projector. Then the peak extra memory
+in units of the volume: on CUDA from the allocator's peak; on the CPU from the growth of the
 peak resident set in a fresh process whose ``malloc`` returns every large block to the system at once
 (``MALLOC_MMAP_THRESHOLD_``), so that the peak reflects the live tensors.
 """
@@ -18,12 +20,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
+import tempfile
 import time
 
 import fire
+import numpy as np
 import torch
 
-from xctrs_monai.transforms.drr import BiplanarProjector
+from monai.transforms import LoadImage
+from xctrs_monai.data import save_nifti
+from xctrs_monai.networks.layers import BiplanarProjector
+from xctrs_monai.transforms import BiplanarDRR
 
 __all__ = ["benchmark"]
 
@@ -45,6 +52,15 @@ def _times_ms(fn, runs: int, warmup: int, device: torch.device) -> tuple[float, 
 def _volume(size: int, batch: int, device: torch.device) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.empty(batch, 1, size, size, size).uniform_(-1000.0, 1000.0, generator=generator).to(device)
+
+
+def _loaded_ct(volume: torch.Tensor, spacing: float):
+    """``volume[0]`` written as NIfTI and read back by ``LoadImage``: a ``[1, X, Y, Z]`` MetaTensor with metadata."""
+    with tempfile.TemporaryDirectory() as folder:
+        size = volume.shape[-1]
+        affine = np.diag([spacing, spacing, spacing, 1.0])
+        path = save_nifti(volume[0, 0].numpy(), affine, os.path.join(folder, f"ct_{size}.nii"))
+        return LoadImage(image_only=True, ensure_channel_first=True)(str(path))
 
 
 def _rss_kib(field: str) -> int:
@@ -144,6 +160,18 @@ def benchmark(size: int = 128, threads: int = 2, runs: int = 50, warmup: int = 5
         for name, fn in (("forward (AP + LA)", forward), ("forward + backward", forward_backward)):
             median, fastest = _times_ms(fn, runs, warmup, device)
             print(f"[{device.type}] {name}: median {median:.2f} ms, min {fastest:.2f} ms over {runs} runs")
+        if device.type == "cpu" and batch == 1:
+            ct, drr = _loaded_ct(volume, 1.0), BiplanarDRR()
+            # alternate the two calls, so that a busy machine slows both alike and the ratio stays meaningful
+            bare, transform = [], []
+            for i in range(warmup + runs):
+                bare.append(_times_ms(forward, 1, 0, device)[0])
+                transform.append(_times_ms(lambda: drr(ct), 1, 0, device)[0])
+            bare, transform = statistics.median(bare[warmup:]), statistics.median(transform[warmup:])
+            print(
+                f"[cpu] BiplanarDRR on a LoadImage MetaTensor (AP + LA with metadata) vs the bare projector, "
+                f"alternating: median {transform:.2f} ms vs {bare:.2f} ms over {runs} runs, {transform / bare:.2f} x"
+            )
         if device.type == "cuda":
             print(
                 f"[cuda] peak extra memory: forward {cuda_forward / volume_bytes:.2f} x volume, "

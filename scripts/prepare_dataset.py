@@ -17,39 +17,17 @@ import fire
 from xctrs_monai.data import prepare_dataset
 
 
-def main(
-    out: str,
-    images_dir: str | None = None,
-    labels_dir: str | None = None,
-    cases: str | None = None,
-    labels: str | dict = "verse",
-    spacing: float = 1.25,
-    size: int = 128,
-    margin_mm: float = 10.0,
-    keep_context: bool = True,
-    n_folds: int = 10,
-    seed: int = 0,
-    patient_regex: str | None = None,
-) -> None:
-    """Prepare the cases and print a summary (see ``xctrs_monai.data.prepare_dataset`` for the arguments).
+def main(out: str, **kwargs) -> None:
+    """Prepare the cases and print a summary.
 
-    ``labels`` is a preset (verse, ctspine1k, rsna2022, totalseg_v2, totalseg_v1) or a mapping
-    ``{source id: 1..7}``. Skipped cases are listed in ``<out>/skipped.json`` with their reason.
+    Args:
+        out: output folder.
+        kwargs: the other arguments of ``xctrs_monai.data.prepare_dataset``: ``images_dir``, ``labels_dir``
+            or ``cases``; ``labels`` (a preset: verse, ctspine1k, rsna2022, totalseg_v2, totalseg_v1, or a
+            mapping ``{source id: 1..7}``); ``spacing``, ``size``, ``margin_mm``, ``keep_context``, ``n_folds``,
+            ``seed``, ``patient_regex``. Skipped cases are listed in ``<out>/skipped.json`` with their reason.
     """
-    summary = prepare_dataset(
-        out,
-        images_dir=images_dir,
-        labels_dir=labels_dir,
-        cases=cases,
-        labels=labels,
-        spacing=spacing,
-        size=size,
-        margin_mm=margin_mm,
-        keep_context=keep_context,
-        n_folds=n_folds,
-        seed=seed,
-        patient_regex=patient_regex,
-    )
+    summary = prepare_dataset(out, **kwargs)
     print(f"written {len(summary['written'])}, already done {len(summary['done'])}, skipped {len(summary['skipped'])}")
     for s in summary["skipped"]:
         print(f"  skipped {s['case_id']}: {s['reason']}")

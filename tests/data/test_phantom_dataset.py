@@ -12,9 +12,16 @@ import pytest
 from monai.data import load_decathlon_datalist
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd
 
-from xctrs_monai.data import make_phantom, phantom_affine, phantom_case_seed, split_by_fold, write_phantom_dataset
+from xctrs_monai.data import (
+    PHANTOM_VERSION,
+    make_phantom,
+    phantom_affine,
+    phantom_case_seed,
+    split_by_fold,
+    write_phantom_dataset,
+)
 
-SIZE, SPACING = 32, 4.0
+SIZE, SPACING = 32, 5.0  # the demo grid
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +65,24 @@ def test_rerun_skips_existing(tmp_path):
     assert len(json.loads(datalist.read_text())["training"]) == 4
     with pytest.raises(ValueError, match="size"):
         write_phantom_dataset(tmp_path, n=4, seed=4, size=48, spacing=SPACING)
+    recorded = json.loads(datalist.read_text())["phantom"]
+    assert recorded == {"seed": 4, "size": SIZE, "spacing": SPACING, "version": PHANTOM_VERSION}
+
+
+def test_refuses_old_or_foreign_datalists(tmp_path):
+    """A folder of phantoms from before the version was recorded (0.7-scale anatomy) is not reused."""
+    old = tmp_path / "old"
+    old.mkdir()
+    unversioned = {"phantom": {"seed": 0, "size": SIZE, "spacing": SPACING}, "training": []}
+    (old / "datalist.json").write_text(json.dumps(unversioned))
+    with pytest.raises(ValueError, match="version=1"):
+        write_phantom_dataset(old, n=1, seed=0, size=SIZE, spacing=SPACING)
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "datalist.json").write_text(json.dumps({"training": [{"image": "a.nii.gz", "label": "b.nii.gz"}]}))
+    with pytest.raises(ValueError, match="not a phantom datalist"):
+        write_phantom_dataset(real, n=1, seed=0, size=SIZE, spacing=SPACING)
+    assert not (real / "images").exists(), "nothing may be written next to a foreign datalist"
 
 
 def test_split_by_fold(dataset):

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from xctrs_monai.constants import HU_AIR, grid_affine
 from xctrs_monai.data import (
     LABEL_PRESETS,
     SourceCase,
@@ -21,7 +22,7 @@ from xctrs_monai.data import (
     save_nifti,
 )
 
-SIZE, SPACING = 48, 2.5  # output grid: 120 mm
+SIZE, SPACING = 64, 2.5  # output grid: 160 mm (true-scale phantoms need it)
 
 
 def reorient(arr, affine, perm, flips=(), step=(1, 1, 1)):
@@ -139,23 +140,30 @@ def test_good_and_bad_cases_reported(prepared):
 
 
 @pytest.mark.parametrize("case_id", ["neck01", "neck02", "neck03"])
-def test_output_ras_isotropic_and_in_place(prepared, source, case_id):
+def test_output_on_the_grid_convention_and_in_place(prepared, source, case_id):
+    """Outputs on constants.grid_affine; with the datalist's world offset, every vertebra is where it was."""
     out, _ = prepared
     img = nib.load(out / "images" / f"{case_id}.nii.gz")
     lab = nib.load(out / "labels" / f"{case_id}.nii.gz")
     assert img.shape == lab.shape == (SIZE,) * 3
     assert nib.aff2axcodes(img.affine) == ("R", "A", "S")
-    np.testing.assert_allclose(img.affine[:3, :3], np.diag([SPACING] * 3), atol=1e-6)
+    np.testing.assert_allclose(img.affine, grid_affine(SIZE, SPACING), atol=1e-6)  # float32 NIfTI header
     np.testing.assert_allclose(img.affine, lab.affine)
     assert img.get_data_dtype() == np.int16 and lab.get_data_dtype() == np.uint8
+    items = {i["case_id"]: i for i in json.loads((out / "datalist.json").read_text())["training"]}
+    offset = np.asarray(items[case_id]["world_offset_mm"])
     labels = np.asanyarray(lab.dataobj)
     got = world_centroids(labels, lab.affine)
     want = source[1][case_id]
     assert set(got) == set(want) == set(range(1, 8))
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], atol=SPACING, err_msg=f"C{k} moved")
+        # nearest-neighbour labels on a grid of SPACING mm: a centroid moves by well under one voxel
+        np.testing.assert_allclose(got[k] + offset, want[k], atol=SPACING, err_msg=f"C{k} moved")
+    # the grid centre is the C1..C7 box centre: the labelled voxels' box is centred on the grid centre
+    idx = np.argwhere(labels > 0)
+    np.testing.assert_allclose((idx.min(0) + idx.max(0)) / 2.0, (SIZE - 1) / 2.0, atol=1.0)  # within a voxel
     ct = np.asanyarray(img.dataobj)
-    assert np.median(ct[labels > 0]) > 150 and ct.min() >= -1024
+    assert np.median(ct[labels > 0]) > 150 and ct.min() >= HU_AIR
 
 
 def test_second_run_does_no_work(prepared, source):
@@ -167,6 +175,12 @@ def test_second_run_does_no_work(prepared, source):
     assert summary["written"] == [] and sorted(summary["done"]) == ["neck01", "neck02", "neck03"]
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     assert not list(out.rglob(".*.tmp*"))
+    # an interrupted run left outputs but no datalist: the world offsets are found again from the labels
+    offsets = {i["case_id"]: i["world_offset_mm"] for i in json.loads((out / "datalist.json").read_text())["training"]}
+    (out / "datalist.json").unlink()
+    prepare_dataset(out, root / "images", root / "labels", spacing=SPACING, size=SIZE, n_folds=3)
+    again = {i["case_id"]: i["world_offset_mm"] for i in json.loads((out / "datalist.json").read_text())["training"]}
+    assert again == offsets and [f.stat().st_mtime_ns for f in files] == mtimes
 
 
 def test_case_list_groups_patients(source, tmp_path):
@@ -200,10 +214,11 @@ def test_presets_map_to_c1_c7(preset, tmp_path):
     save_nifti(src, aff, tmp_path / "seg.nii.gz")
     save_nifti(lab, aff, tmp_path / "c1c7.nii.gz")
     case = SourceCase("x", tmp_path / "ct.nii.gz", tmp_path / "seg.nii.gz")
-    _, out, out_aff, _ = prepare_case(case, resolve_label_mapping(preset), spacing=4.0, size=32)
+    _, out, out_aff, out_offset, _ = prepare_case(case, resolve_label_mapping(preset), spacing=4.0, size=32)
     reference = SourceCase("x", tmp_path / "ct.nii.gz", tmp_path / "c1c7.nii.gz")
-    _, want, want_aff, _ = prepare_case(reference, {k: k for k in range(1, 8)}, spacing=4.0, size=32)
+    _, want, want_aff, want_offset, _ = prepare_case(reference, {k: k for k in range(1, 8)}, spacing=4.0, size=32)
     np.testing.assert_array_equal(out_aff, want_aff)
+    np.testing.assert_array_equal(out_offset, want_offset)
     np.testing.assert_array_equal(out, want)
     assert set(np.unique(out).tolist()) == set(range(8))
 
@@ -242,15 +257,15 @@ def test_context_margin_and_small_grid(source):
     root, _ = source
     case = SourceCase("neck02", root / "images" / "neck02.nii.gz", root / "labels" / "neck02.nii.gz")
     identity = LABEL_PRESETS["verse"]
-    ct, lab, aff, warns = prepare_case(case, identity, spacing=SPACING, size=SIZE, margin_mm=5.0, keep_context=False)
+    ct, lab, _, _, warns = prepare_case(case, identity, spacing=SPACING, size=SIZE, margin_mm=5.0, keep_context=False)
     assert warns == []
     idx = np.argwhere(lab > 0)
     lo, hi = idx.min(0) - 5.0 / SPACING - 1, idx.max(0) + 5.0 / SPACING + 1
     grid = np.indices(lab.shape).reshape(3, -1).T
     outside = np.any((grid < lo) | (grid > hi), axis=1).reshape(lab.shape)
-    assert outside.any() and (ct[outside] == -1024).all()
+    assert outside.any() and (ct[outside] == HU_AIR).all()
     with_context, *_ = prepare_case(case, identity, spacing=SPACING, size=SIZE, margin_mm=5.0, keep_context=True)
     assert (with_context[outside] > -900).any(), "the neck around the box is kept with keep_context"
-    _, small, _, warns = prepare_case(case, identity, spacing=SPACING, size=16)
+    _, small, _, _, warns = prepare_case(case, identity, spacing=SPACING, size=16)
     assert small.shape == (16, 16, 16)
     assert any("exceeds the grid" in w for w in warns) and any("outside the grid" in w for w in warns)

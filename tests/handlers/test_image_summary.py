@@ -10,6 +10,7 @@ import torch
 from ignite.engine import Engine
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from xctrs_monai import constants
 from xctrs_monai.handlers import LABEL_COLOURS, ReconstructionImageHandler, colour_labels, volume_planes
 
 N = 8
@@ -34,6 +35,9 @@ def test_colour_labels():
     assert rgb.shape == (3, 2, 2)
     assert torch.allclose(rgb[:, 0, 1] * 255, torch.tensor(LABEL_COLOURS[1], dtype=torch.float32))
     assert torch.allclose(rgb[:, 1, 1], rgb[:, 0, 1])  # 9 wraps to 1
+    assert LABEL_COLOURS is constants.LABEL_COLOURS and len(LABEL_COLOURS) == constants.NUM_SEG_CLASSES
+    # C7 (label 7) by hand: (70, 240, 240) / 255
+    assert torch.allclose(rgb[:, 1, 0], torch.tensor([70.0, 240.0, 240.0]) / 255.0)
 
 
 def _item() -> dict:

@@ -15,3 +15,16 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def channel_picking_vgg(tmp_path) -> str:
+    """A VGG16 weights file (torchvision layout, ``features.0.*`` only: enough for ``layers="conv1_1"``) whose
+    conv1_1 copies input channel c to output channel c (centre tap, no bias): conv1_1's output is then the
+    VGG's normalised input."""
+    weight = torch.zeros(64, 3, 3, 3)
+    for c in range(3):
+        weight[c, c, 1, 1] = 1.0
+    path = tmp_path / "channel_picking_vgg16.pth"
+    torch.save({"features.0.weight": weight, "features.0.bias": torch.zeros(64)}, path)
+    return str(path)

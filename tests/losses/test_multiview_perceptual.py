@@ -65,6 +65,19 @@ def test_normalisation_is_mean_over_slices_and_feature_elements():
     torch.testing.assert_close(loss(ct_hat, ct), diff.reshape(2, -1).mean(1))
 
 
+def test_value_with_known_vgg_weights(channel_picking_vgg):
+    """With conv1_1 copying input channel c to output channel c, a slice's feature difference is the pixel
+    difference divided by ImageNet's std of channel c (the means cancel): the axial term is
+    mean((a - b)^2) * (1/0.229^2 + 1/0.224^2 + 1/0.225^2) / 64 channels = 0.9179997 * mean((a - b)^2),
+    computed by hand, not through the loss's VGG (without the normalisation the factor would be 3/64)."""
+    ct_hat, ct = volumes(batch=2)
+    loss = MultiViewPerceptualLoss(
+        planes=("axial",), feature_layer="conv1_1", weights_path=channel_picking_vgg, reduction="none"
+    )
+    expected = 0.9179997247664631 * ((ct_hat - ct) ** 2).flatten(1).mean(1)
+    torch.testing.assert_close(loss(ct_hat, ct), expected)  # float32 means of ~4000 terms: default tolerance
+
+
 def test_layers_add_up():
     ct_hat, ct = volumes()
     both = MultiViewPerceptualLoss(feature_layer=("relu1_2", "relu2_2"))(ct_hat, ct)

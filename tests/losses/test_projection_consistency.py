@@ -76,3 +76,19 @@ def test_ill_projector_output_and_shapes():
         ProjectionConsistencyLoss(lambda v: v.sum(dim=3))(ct_hat, ct)
     with pytest.raises(ValueError, match="shapes differ"):
         ProjectionConsistencyLoss(sum_projector)(ct_hat, ct[..., :4])
+
+
+def test_with_the_projector_layer():
+    """The loss over the real projector: the projector becomes a submodule and sees the volumes in HU."""
+    from xctrs_monai.networks.layers import BiplanarProjector
+
+    ct_hat, ct = volumes()
+    projector = BiplanarProjector((8, 8, 8), (2.0, 2.0, 2.0))
+    loss = ProjectionConsistencyLoss(projector, reduction="none")
+    assert loss.projector is projector
+    views = zip(projector(unit_to_hu(ct_hat)), projector(unit_to_hu(ct)))
+    expected = sum((p - t).abs().flatten(1).mean(1) for p, t in views)
+    torch.testing.assert_close(loss(ct_hat, ct), expected)
+    ct_hat.requires_grad_(True)
+    loss(ct_hat, ct).sum().backward()
+    assert ct_hat.grad is not None and ct_hat.grad.abs().sum() > 0

@@ -103,6 +103,17 @@ def test_random_weights_warning_fires_once(fresh_warning):
     assert "NOT the paper's" in messages[0]
 
 
+def test_imagenet_normalisation_against_hand_computed_values(channel_picking_vgg):
+    vgg = VGG16Features(layers="conv1_1", weights_path=channel_picking_vgg)
+    rgb = torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1).expand(1, 3, 6, 6)
+    # (x - mean) / std with ImageNet's mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), by hand
+    expected = torch.tensor([-1.244541484716157, 0.19642857142857134, 2.1955555555555555])
+    torch.testing.assert_close(vgg(rgb)[0][0, :3, 3, 3], expected)  # float32 of values ~1: default tolerance
+    grey = torch.full((1, 1, 6, 6), 0.5)  # a grey image is repeated to the three channels, then normalised
+    expected = torch.tensor([0.06550218340611362, 0.19642857142857134, 0.41777777777777775])
+    torch.testing.assert_close(vgg(grey)[0][0, :3, 3, 3], expected)
+
+
 def test_full_torchvision_state_dict_round_trip(tmp_path, fresh_warning):
     state = torchvision_vgg16_state_dict()
     path = tmp_path / "vgg16_torchvision.pth"

@@ -76,6 +76,55 @@ def test_scatter_lowers_contrast():
     assert float(out.max() - out.min()) < float(img.max() - img.min())
 
 
+@pytest.mark.parametrize("gamma", [1.35, 0.75])
+def test_gamma_direction(gamma):
+    """The gamma curve maps the value range onto itself: gamma > 1 lowers every value inside the range
+    (t ** gamma < t on (0, 1)), gamma < 1 raises it; the ends stay. Checked against the curve by hand."""
+    img = _drr_like()
+    out = RandXrayAppearance(**{**OFF, "gamma_prob": 1.0, "gamma": (gamma, gamma)}).set_random_state(0)(img)
+    lo, hi = float(img.min()), float(img.max())
+    inside = (img > lo + 1e-3) & (img < hi - 1e-3)
+    if gamma > 1:
+        assert (out[inside] < img[inside]).all()
+    else:
+        assert (out[inside] > img[inside]).all()
+    # float32 min/max and a power of values ~1: a few ulp
+    assert float(out.min()) == pytest.approx(lo, abs=1e-5) and float(out.max()) == pytest.approx(hi, rel=1e-5)
+    mid = lo + 0.5 * (hi - lo)
+    pixel = torch.argmin((img - mid).abs())
+    t = (float(img.flatten()[pixel]) - lo) / (hi - lo)
+    assert float(out.flatten()[pixel]) == pytest.approx(lo + (hi - lo) * t**gamma, rel=1e-5)
+
+
+def test_window_clips_both_ends_and_keeps_the_middle():
+    img = _drr_like()
+    out = RandXrayAppearance(**{**OFF, "window_prob": 1.0, "window": (0.1, 0.1)}).set_random_state(0)(img)
+    lo, hi = float(img.min()), float(img.max())
+    low, high = lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo)
+    # float32 of values ~3: 1e-5 relative
+    assert float(out.min()) == pytest.approx(low, rel=1e-5) and float(out.max()) == pytest.approx(high, rel=1e-5)
+    middle = (img > low) & (img < high)
+    torch.testing.assert_close(out[middle], img[middle])
+
+
+def test_scatter_adds_photons_most_behind_dense_parts():
+    """Scatter adds intensity, so every line integral drops, and most where the object removed most photons."""
+    img = _drr_like()
+    out = RandXrayAppearance(**{**OFF, "scatter_prob": 1.0, "scatter_fraction": (0.1, 0.1)}).set_random_state(0)(img)
+    drop = img - out
+    assert (drop[img > 0.1] > 0).all()
+    dense, thin = img > 0.8 * float(img.max()), (img > 0.1) & (img < 0.3)
+    assert float(drop[dense].mean()) > 3 * float(drop[thin].mean())
+
+
+def test_blur_smooths_edges():
+    """Detector blur spreads the sharp bright line (|u| < 0.1): its edge step shrinks, the flat parts keep."""
+    img = _drr_like()
+    out = RandXrayAppearance(**{**OFF, "blur_prob": 1.0, "blur_sigma": (1.0, 1.0)}).set_random_state(0)(img)
+    step_in, step_out = (img[0, 1:] - img[0, :-1]).abs().max(), (out[0, 1:] - out[0, :-1]).abs().max()
+    assert float(step_out) < 0.7 * float(step_in)
+
+
 def test_blur_keeps_flat_images_flat():
     flat = torch.full((2, 9, 13), 1.5)
     torch.testing.assert_close(gaussian_blur_2d(flat, 2.0), flat)

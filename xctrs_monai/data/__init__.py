@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from .datalist import assign_folds, load_datalist_items, split_by_fold
 from .io import save_json, save_nifti, save_png
-from .phantom import ANATOMY_SCALE, make_phantom, phantom_affine
+from .phantom import PHANTOM_VERSION, make_phantom, phantom_affine
 from .phantom_dataset import LABEL_NAMES, phantom_case_seed, write_phantom_dataset
-from .preview import spine_montage
+from .preview import spine_montage, spread_montage
 from .prepare import (
     LABEL_PRESETS,
     CaseSkipped,
@@ -21,10 +21,10 @@ from .prepare import (
 )
 
 __all__ = [
-    "ANATOMY_SCALE",
     "CaseSkipped",
     "LABEL_NAMES",
     "LABEL_PRESETS",
+    "PHANTOM_VERSION",
     "SourceCase",
     "assign_folds",
     "find_cases",
@@ -40,6 +40,7 @@ __all__ = [
     "save_nifti",
     "save_png",
     "spine_montage",
+    "spread_montage",
     "split_by_fold",
     "write_phantom_dataset",
 ]

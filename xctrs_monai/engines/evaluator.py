@@ -1,6 +1,6 @@
 # Copyright (c) xctrs-monai contributors
 # Licensed under the Apache License, Version 2.0
-"""Evaluator of X-CTRSNet: reconstruction (PSNR, SSIM) and segmentation (Dice C1..C7) from two radiographs."""
+"""Evaluator of X-CTRSNet: reconstruction (PSNR, SSIM, MAE) and segmentation (Dice, HD95, ASSD) from two radiographs."""
 
 from __future__ import annotations
 
@@ -33,11 +33,18 @@ class XCTRSEvaluator(SupervisedEvaluator):
     """
     Evaluate X-CTRSNet through its deployable path: ``pred = network([AP, LA])`` (``B2NN -> B9NNN``).
 
-    ``engine.state.output`` holds ``xray``, ``ct`` and ``label`` (when in the batch), ``pred``, and its two
-    parts ``pred_ct`` (``B1NNN``, on [0, 1]) and ``pred_seg`` (``B8NNN`` logits). Metric handlers read
-    them with ``monai.handlers.from_engine``: PSNR and SSIM on ``["pred_ct", "ct"]`` (data range 1, the
-    paper's Sect. 3.1 metrics), Dice on ``["pred_seg", "label"]`` after a postprocessing
-    ``AsDiscreted(keys=["pred_seg", "label"], argmax=[True, False], to_onehot=8)``.
+    ``engine.state.output`` holds ``xray``, ``ct`` and ``label`` (when in the batch), ``pred`` (the network's
+    raw output), and its two parts ``pred_ct`` (``B1NNN``, clipped to ``ct_range``: the HU window's [0, 1],
+    the scale every intensity metric uses) and ``pred_seg`` (``B8NNN`` logits). Metric handlers read them
+    with ``monai.handlers.from_engine``: PSNR, SSIM and MAE on ``["pred_ct", "ct"]``
+    (``xctrs_monai.metrics.PaperPSNRMetric`` and ``GlobalSSIMMetric`` for the paper's Eq. 18 and 17 beside
+    MONAI's ``PSNRMetric``/``SSIMMetric``), Dice, HD95 and ASSD on ``["pred_seg", "label"]`` after a
+    postprocessing ``AsDiscreted(keys=["pred_seg", "label"], argmax=[True, False], to_onehot=8)``.
+    Without ``image``/``label`` in the batch (inference) it only predicts.
+
+    Any module with the network's interface can be evaluated, e.g. ``xctrs_monai.metrics.XrayBlindPrior``,
+    which ignores the radiographs: the same metrics on the same cases then give the baseline the model
+    must beat (``xctrs_monai.handlers.XrayBlindPriorHandler``).
 
     Args:
         device: device to evaluate on.
@@ -61,6 +68,10 @@ class XCTRSEvaluator(SupervisedEvaluator):
         decollate: decollate batch and output. Defaults to True.
         to_kwargs: further ``Tensor.to`` arguments. Defaults to None.
         amp_kwargs: further ``torch.autocast`` arguments. Defaults to None.
+        ct_range: ``(low, high)`` that ``pred_ct`` is clipped to; None keeps it raw. Defaults to ``(0.0, 1.0)``.
+
+    Raises:
+        ValueError: when ``ct_range`` is not ``(low, high)`` with ``low < high``.
     """
 
     def __init__(
@@ -85,7 +96,11 @@ class XCTRSEvaluator(SupervisedEvaluator):
         decollate: bool = True,
         to_kwargs: dict | None = None,
         amp_kwargs: dict | None = None,
+        ct_range: tuple[float, float] | None = (0.0, 1.0),
     ) -> None:
+        if ct_range is not None and (len(ct_range) != 2 or not float(ct_range[0]) < float(ct_range[1])):
+            raise ValueError(f"ct_range must be (low, high) with low < high, or None, got {ct_range}.")
+        self.ct_range = None if ct_range is None else (float(ct_range[0]), float(ct_range[1]))
         super().__init__(
             device=device,  # type: ignore[arg-type]
             val_data_loader=val_data_loader,
@@ -137,7 +152,8 @@ class XCTRSEvaluator(SupervisedEvaluator):
             with torch.autocast(engine.state.device.type, enabled=engine.amp, **engine.amp_kwargs):
                 pred = engine.inferer(xray, engine.network)
         pred = pred.float()
-        output.update({keys.PRED: pred, keys.PRED_CT: pred[:, :1], keys.PRED_SEG: pred[:, 1:]})
+        pred_ct = pred[:, :1] if engine.ct_range is None else pred[:, :1].clamp(*engine.ct_range)
+        output.update({keys.PRED: pred, keys.PRED_CT: pred_ct, keys.PRED_SEG: pred[:, 1:]})
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

@@ -11,6 +11,7 @@ import torch
 
 from monai.utils import IgniteInfo, min_version, optional_import
 
+from xctrs_monai.constants import LABEL_COLOURS
 from xctrs_monai.engines.keys import XCTRSKeys
 from xctrs_monai.transforms.xray import canonical_to_display
 
@@ -21,19 +22,9 @@ if TYPE_CHECKING:
 else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
 
+# LABEL_COLOURS is re-exported from xctrs_monai.constants, its one home
 __all__ = ["LABEL_COLOURS", "ReconstructionImageHandler", "volume_planes", "colour_labels"]
 
-LABEL_COLOURS = (
-    (0, 0, 0),
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-)
-"""RGB colour of background and C1..C7 in the label images."""
 
 
 def volume_planes(volume: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,17 +11,18 @@ from torch.nn.modules.loss import _Loss
 
 from monai.utils import LossReduction
 
+from xctrs_monai.constants import HU_WINDOW
 from xctrs_monai.losses._reduction import check_reduction, reduce_per_sample
 
 __all__ = ["ProjectionConsistencyLoss", "unit_to_hu"]
 
 
-def unit_to_hu(volume: torch.Tensor, hu_window: Sequence[float] = (-1000.0, 2000.0)) -> torch.Tensor:
+def unit_to_hu(volume: torch.Tensor, hu_window: Sequence[float] = HU_WINDOW) -> torch.Tensor:
     """Map a CT on the network's [0, 1] scale back to Hounsfield units, ``x * (hi - lo) + lo``.
 
     Args:
         volume: CT on the [0, 1] scale, any shape.
-        hu_window: ``(lo, hi)`` HU window that was mapped to [0, 1]. Defaults to ``(-1000, 2000)``.
+        hu_window: ``(lo, hi)`` HU window that was mapped to [0, 1]. Defaults to ``constants.HU_WINDOW``.
 
     Returns:
         the CT in HU, same shape.
@@ -36,8 +37,8 @@ class ProjectionConsistencyLoss(_Loss):
     Not part of X-CTRSNet (Ge et al., 2021): an optional extra term asking the reconstruction to
     reproduce the ground truth's radiographs, off by default in ``XCTRSLoss``. The projector is
     injected: any callable ``projector(volume B1XYZ) -> (ap B1UV, la B1UV)`` (or any sequence of
-    ``B...`` views), differentiable with respect to ``volume`` — in the product the batched DRR
-    functional of ``xctrs_monai.transforms.drr``. Both CTs go through the same projector; the
+    ``B...`` views), differentiable with respect to ``volume`` — in the product the projector layer
+    ``xctrs_monai.networks.layers.BiplanarProjector``. Both CTs go through the same projector; the
     loss of a sample is the sum over views of the mean absolute pixel difference.
 
     The network's CT lives on the [0, 1] scale while the projector integrates attenuation from HU;
@@ -48,7 +49,7 @@ class ProjectionConsistencyLoss(_Loss):
         projector: ``volume -> (ap, la)`` callable; an ``nn.Module`` becomes a submodule.
         to_hu: conversion before projection, see above. Defaults to True.
         hu_window: ``(lo, hi)`` HU window of the [0, 1] scale, used when ``to_hu`` is True.
-            Defaults to ``(-1000.0, 2000.0)``.
+            Defaults to ``constants.HU_WINDOW``.
         reduction: ``"none"`` (per-sample ``B``), ``"mean"`` or ``"sum"``. Defaults to ``"mean"``.
 
     Raises:
@@ -60,7 +61,7 @@ class ProjectionConsistencyLoss(_Loss):
         self,
         projector: Callable[[torch.Tensor], Sequence[torch.Tensor]],
         to_hu: bool | Callable[[torch.Tensor], torch.Tensor] = True,
-        hu_window: Sequence[float] = (-1000.0, 2000.0),
+        hu_window: Sequence[float] = HU_WINDOW,
         reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
         super().__init__(reduction=check_reduction(reduction))

@@ -19,6 +19,8 @@ from monai.config import KeysCollection
 from monai.data.meta_tensor import MetaTensor
 from monai.transforms.transform import MapTransform, Transform
 
+from xctrs_monai.constants import grid_origin
+
 __all__ = ["ResetAffine", "ResetAffined"]
 
 
@@ -58,11 +60,13 @@ class ResetAffine(Transform):
             raise ValueError(f"ResetAffine expects a CXYZ volume, got shape {tuple(img.shape)}.")
         affine = img.affine.to(torch.float64)
         spacing = torch.linalg.norm(affine[:3, :3], dim=0) if self.spacing is None else torch.tensor(self.spacing)
-        centre_index = torch.tensor([(n - 1) / 2.0 for n in img.shape[1:]] + [1.0], dtype=torch.float64)
-        centre_world = (affine @ centre_index)[:3]
-        new_affine = torch.eye(4, dtype=torch.float64)
-        new_affine[:3, :3] = torch.diag(spacing.to(torch.float64))
-        new_affine[:3, 3] = centre_world - new_affine[:3, :3] @ centre_index[:3]
+        spacing = spacing.to(torch.float64).tolist()
+        # the grid convention of xctrs_monai.constants: voxel k of n at grid_origin(n, s) + k * s around the centre
+        shape = img.shape[1:]
+        centre_index = torch.tensor([-grid_origin(n, 1.0) for n in shape] + [1.0], dtype=torch.float64)
+        new_affine = torch.diag(torch.tensor(spacing + [1.0], dtype=torch.float64))
+        origin = torch.tensor([grid_origin(n, s) for n, s in zip(shape, spacing)], dtype=torch.float64)
+        new_affine[:3, 3] = (affine @ centre_index)[:3] + origin
         img.affine = new_affine
         return img
 

@@ -200,46 +200,18 @@ class RandXrayAppearanced(RandomizableTransform, MapTransform):
     Args:
         keys: keys of the line-integral radiographs, e.g. ``["xray_ap", "xray_la"]``.
         prob: probability of applying anything to the sample. Defaults to 1.0.
-        noise_prob, photons, blur_prob, blur_sigma, scatter_prob, scatter_fraction, scatter_sigma,
-            gamma_prob, gamma, window_prob, window: see :class:`RandXrayAppearance`.
         allow_missing_keys: don't raise an exception when a key is missing. Defaults to False.
+        kwargs: the effects' parameters of :class:`RandXrayAppearance` (``noise_prob``, ``photons``,
+            ``blur_prob``, ``blur_sigma``, ``scatter_prob``, ``scatter_fraction``, ``scatter_sigma``,
+            ``gamma_prob``, ``gamma``, ``window_prob``, ``window``), with its defaults.
     """
 
     backend = RandXrayAppearance.backend
 
-    def __init__(
-        self,
-        keys: KeysCollection,
-        prob: float = 1.0,
-        noise_prob: float = 0.8,
-        photons: Sequence[float] = (1e4, 1e5),
-        blur_prob: float = 0.5,
-        blur_sigma: Sequence[float] = (0.3, 1.2),
-        scatter_prob: float = 0.5,
-        scatter_fraction: Sequence[float] = (0.02, 0.1),
-        scatter_sigma: Sequence[float] = (0.05, 0.2),
-        gamma_prob: float = 0.5,
-        gamma: Sequence[float] = (0.7, 1.4),
-        window_prob: float = 0.3,
-        window: Sequence[float] = (0.0, 0.05),
-        allow_missing_keys: bool = False,
-    ) -> None:
+    def __init__(self, keys: KeysCollection, prob: float = 1.0, allow_missing_keys: bool = False, **kwargs) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, _check_prob("prob", prob))
-        self.appearance = RandXrayAppearance(
-            1.0,
-            noise_prob,
-            photons,
-            blur_prob,
-            blur_sigma,
-            scatter_prob,
-            scatter_fraction,
-            scatter_sigma,
-            gamma_prob,
-            gamma,
-            window_prob,
-            window,
-        )
+        self.appearance = RandXrayAppearance(prob=1.0, **kwargs)
 
     def set_random_state(
         self, seed: int | None = None, state: np.random.RandomState | None = None
