@@ -71,7 +71,8 @@ def measure(
             the memory). Defaults to ``None``.
 
     Returns:
-        a dict with the case, device, ``it_per_s``, ``s_per_it``, ``peak_rss_mib`` and
+        a dict with the case, device, ``it_per_s``, ``s_per_it``, ``cpu_s_per_it`` (CPU seconds of this
+        process per iteration, all threads: less sensitive to other load than the wall time), ``peak_rss_mib`` and
         ``cuda_max_allocated_mib`` (None on CPU).
 
     Raises:
@@ -116,6 +117,7 @@ def measure(
     }
     total = warmup + iterations
     times: list[float] = []
+    cpu_times: list[float] = []
     trainer = XCTRSTrainer(
         device=dev,
         max_epochs=1,
@@ -134,7 +136,7 @@ def measure(
     def _start(engine):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        engine.state.t0 = time.perf_counter()
+        engine.state.t0, engine.state.c0 = time.perf_counter(), time.process_time()
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _stop(engine):
@@ -142,6 +144,7 @@ def measure(
             torch.cuda.synchronize(dev)
         if engine.state.iteration > warmup:
             times.append(time.perf_counter() - engine.state.t0)
+            cpu_times.append(time.process_time() - engine.state.c0)
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -158,6 +161,7 @@ def measure(
         "iterations": len(times),
         "s_per_it": s_per_it,
         "it_per_s": 1.0 / s_per_it,
+        "cpu_s_per_it": sum(cpu_times) / len(cpu_times),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cuda_max_allocated_mib": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
     }
@@ -228,7 +232,7 @@ def main(
         results.append(_run_isolated(kwargs) if isolate else measure(**kwargs))
     print(
         f"{'config':<7} {'size':>5} {'device':<8} {'thr':>3} {'prec':>5} {'ckpt':>5} {'c-last':>6} {'s/it':>8} "
-        f"{'it/s':>8} {'peak RSS MiB':>13} {'CUDA max MiB':>13}"
+        f"{'it/s':>8} {'CPU s/it':>9} {'peak RSS MiB':>13} {'CUDA max MiB':>13}"
     )
     for r in results:
         if "error" in r:
@@ -238,7 +242,7 @@ def main(
         print(
             f"{r['config']:<7} {r['img_size']:>5} {r['device']:<8} {r['threads']:>3} {r['precision']:>5} "
             f"{str(r['checkpointing']):>5} {str(r['channels_last']):>6} {r['s_per_it']:>8.3f} {r['it_per_s']:>8.3f} "
-            f"{r['peak_rss_mib']:>13.0f} {cuda:>13}",
+            f"{r['cpu_s_per_it']:>9.2f} {r['peak_rss_mib']:>13.0f} {cuda:>13}",
             flush=True,
         )
 
