@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+
+from monai.bundle import ConfigWorkflow
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundle" / "configs"
 
 TINY = {
     "img_size": 16,
@@ -19,6 +24,7 @@ TINY = {
     "epochs": 1,
     "num_workers": 0,
     "mv_num_slices": 2,
+    "pretrained_vgg": False,
     "warmup_epochs": 1,
 }
 """Override for a seconds-long CPU run: 4 phantoms of 16^3 in 2 folds (2 training iterations per epoch)."""
@@ -41,3 +47,18 @@ def tiny_config(tmp_path, phantom_dir):
         return str(path)
 
     return _write
+
+
+@pytest.fixture
+def run_workflow():
+    """Run a bundle workflow in this process (initialize, run, finalize); returns the ``ConfigWorkflow``."""
+
+    def _run(config_files: list[str], run_id: str = "run") -> ConfigWorkflow:
+        workflow = ConfigWorkflow(config_file=config_files, meta_file=str(CONFIGS / "metadata.json"),
+                                  logging_file=False, run_id=run_id, workflow_type=None)
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+        return workflow
+
+    return _run

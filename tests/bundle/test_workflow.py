@@ -1,6 +1,6 @@
 # Copyright (c) xctrs-monai contributors
 # Licensed under the Apache License, Version 2.0
-"""End-to-end bundle runs on 16^3 phantoms: training with checkpoints, evaluation table, resume."""
+"""End-to-end bundle runs on 16^3 phantoms: training with checkpoints, evaluation table (resume: test_resume.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigParser
 from xctrs_monai.data import save_nifti
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -25,21 +25,11 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 CONFIGS = Path(__file__).resolve().parents[2] / "bundle" / "configs"
 TRAIN = str(CONFIGS / "train.json")
 EVALUATE = str(CONFIGS / "evaluate.json")
-META = str(CONFIGS / "metadata.json")
 
 
-def _run(config_files: list[str], run_id: str = "run") -> ConfigWorkflow:
-    workflow = ConfigWorkflow(config_file=config_files, meta_file=META, logging_file=False, run_id=run_id,
-                              workflow_type=None)
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
-    return workflow
-
-
-def test_train_then_evaluate(tmp_path, tiny_config):
+def test_train_then_evaluate(tmp_path, tiny_config, run_workflow):
     override = tiny_config()
-    train = _run([TRAIN, override], run_id="training")
+    train = run_workflow([TRAIN, override], run_id="training")
     trainer = train.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 1 and trainer.state.iteration == 2
     ckpt_dir = tmp_path / "bundle" / "models"
@@ -56,7 +46,7 @@ def test_train_then_evaluate(tmp_path, tiny_config):
         assert key in metrics, key
     assert "train_epoch_loss_rsc_div" in trainer.state.metrics
 
-    _run([TRAIN, EVALUATE, override])
+    run_workflow([TRAIN, EVALUATE, override])
     out_dir = tmp_path / "bundle" / "eval"
     with open(out_dir / "metrics.csv") as f:
         rows = list(csv.reader(f))
@@ -74,22 +64,6 @@ def test_train_then_evaluate(tmp_path, tiny_config):
     assert (out_dir / "metrics.md").read_text().splitlines()[2].startswith("| X-ray-blind prior |")
     _check_prior_row(table, json.loads(Path(override).read_text())["dataset_dir"])
     _check_learning_curve(tmp_path / "bundle" / "runs", metrics, tmp_path / "curve.png")
-
-
-def test_resume_continues_epoch_and_optimizer(tmp_path, tiny_config):
-    first = _run([TRAIN, tiny_config(epochs=1)], run_id="training")
-    opt_state = first.parser.get_parsed_content("optimizer").state_dict()["state"]
-    assert {int(s["step"]) for s in opt_state.values()} == {2}
-
-    second = _run([TRAIN, tiny_config(epochs=2)], run_id="training")
-    trainer = second.parser.get_parsed_content("train#trainer")
-    assert trainer.state.epoch == 2 and trainer.state.iteration == 4  # continued, not restarted
-    opt_state = second.parser.get_parsed_content("optimizer").state_dict()["state"]
-    assert {int(s["step"]) for s in opt_state.values()} == {4}  # Adam moments carried over
-    assert sorted(os.listdir(tmp_path / "bundle" / "models")) == ["checkpoint_epoch=2.pt", "model.pt"]
-
-    fresh = _run([TRAIN, tiny_config(epochs=1, resume=False, bundle_root=str(tmp_path / "fresh"))], run_id="training")
-    assert fresh.parser.get_parsed_content("train#trainer").state.iteration == 2
 
 
 # --- the X-ray-blind prior in the bundle (issue 12) ---

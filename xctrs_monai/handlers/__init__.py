@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from .checkpoint import latest_checkpoint
+from .checkpoint import AtomicDiskSaver, latest_checkpoint
+from .epoch_seed import EpochSeedHandler, epoch_seed
 from .image_summary import LABEL_COLOURS, ReconstructionImageHandler, colour_labels, volume_planes
 from .loss_terms import LOSS_PREFIX, LossTermsHandler, from_loss_terms
 from .metrics_table import (
@@ -20,7 +21,9 @@ from .prior import PRIOR_PREFIX, XrayBlindPriorHandler
 from .weight_schedule import LossWeightScheduler, linear_warmup
 
 __all__ = [
+    "AtomicDiskSaver",
     "DEFAULT_COLUMNS",
+    "EpochSeedHandler",
     "LABEL_COLOURS",
     "LOSS_PREFIX",
     "PRIOR_PREFIX",
@@ -32,6 +35,7 @@ __all__ = [
     "XrayBlindPriorHandler",
     "build_metrics_table",
     "colour_labels",
+    "epoch_seed",
     "format_markdown",
     "format_metrics_table",
     "from_loss_terms",

@@ -13,7 +13,14 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["format_metrics_table", "format_markdown", "write_metrics_table"]
+__all__ = [
+    "format_csv",
+    "format_metrics_table",
+    "format_markdown",
+    "json_safe",
+    "write_metrics_table",
+    "write_text_atomic",
+]
 
 _GAIN = "gain"
 
@@ -101,7 +108,8 @@ def format_markdown(table: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: str, text: str) -> None:
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename (no half-written file)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -118,17 +126,19 @@ def _atomic_write(path: str, text: str) -> None:
         raise
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats replaced by None (strict JSON), through mappings, lists and tuples."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
-def _csv(rows: list[list[Any]]) -> str:
+def format_csv(rows: list[list[Any]]) -> str:
+    """CSV text of ``rows``: floats with 6 significant digits, None as an empty cell."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     for row in rows:
@@ -171,8 +181,8 @@ def write_metrics_table(table: Mapping[str, Any], output_dir: str, filename: str
         "json": os.path.join(output_dir, f"{filename}.json"),
         "markdown": os.path.join(output_dir, f"{filename}.md"),
     }
-    _atomic_write(paths["csv"], _csv(cases))
-    _atomic_write(paths["summary_csv"], _csv(summary))
-    _atomic_write(paths["json"], json.dumps(_json_safe(table), indent=2) + "\n")
-    _atomic_write(paths["markdown"], format_markdown(table))
+    write_text_atomic(paths["csv"], format_csv(cases))
+    write_text_atomic(paths["summary_csv"], format_csv(summary))
+    write_text_atomic(paths["json"], json.dumps(json_safe(table), indent=2) + "\n")
+    write_text_atomic(paths["markdown"], format_markdown(table))
     return paths
