@@ -94,6 +94,7 @@ def measure(
     warnings.filterwarnings("ignore", message="VGG16Features has no weights_path")
     parser = ConfigParser()
     parser.read_config([str(BUNDLE_CONFIGS / name) for name in CONFIGS[config]])
+    parser["pretrained_vgg"] = False  # random VGG weights: the same time and memory, no download needed
     if device is not None:
         parser["device"] = f"$torch.device('{device}')"
     if precision is not None:
