@@ -26,8 +26,9 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = str(REPO / "bundle" / "configs" / "train.json")
-# amp: a GradScaler with a state to restore, also on CPU; warm-up over 2 epochs: epoch 2 has other loss weights
-RESUME_CASE = {"amp": True, "warmup_epochs": 2}
+# amp in float16: a GradScaler with a state to restore, also on CPU (bf16 needs none); warm-up over 2 epochs:
+# epoch 2 has other loss weights
+RESUME_CASE = {"amp": True, "amp_dtype": "$torch.float16", "warmup_epochs": 2}
 
 
 def _tensors_equal(a, b) -> bool:
@@ -61,9 +62,10 @@ def test_resume_restores_network_optimizer_scaler_and_schedule(tmp_path, tiny_co
     assert resumed_parts["counters"] == full_parts["counters"] == (2, 4)  # continued, not restarted
     for key in ("network", "optimizer", "scaler", "loss_weights", "metrics"):
         assert _tensors_equal(resumed_parts[key], full_parts[key]), key
-    # the compared states are not trivial: 4 unskipped AMP steps, Adam moments, the schedule half-way
-    assert resumed_parts["scaler"]["_growth_tracker"] == 4
-    assert {int(s["step"]) for s in resumed_parts["optimizer"]["state"].values()} == {4}
+    # the compared states are not trivial: the first float16 step overflowed at the initial scale 2^16 and
+    # was skipped (scale halved), the 3 others ran; Adam moments after 3 steps; the schedule half-way
+    assert resumed_parts["scaler"]["scale"] == 2.0**15 and resumed_parts["scaler"]["_growth_tracker"] == 3
+    assert {int(s["step"]) for s in resumed_parts["optimizer"]["state"].values()} == {3}
     assert resumed_parts["loss_weights"] == {"seg": 0.5, "rsc_div": 0.5}
     ckpt_dir = tmp_path / "resumed" / "models"
     assert sorted(os.listdir(ckpt_dir)) == ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt", "model.pt"]

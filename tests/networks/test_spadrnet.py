@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from xctrs_monai.networks import SpaDRNet
 
@@ -58,6 +59,46 @@ def test_views_are_not_interchangeable():
     ap, la = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
     with torch.no_grad():
         assert not torch.allclose(net(ap, la), net(la, ap))
+
+
+class _BackProjector(torch.nn.Module):
+    """Stand-in view encoder: at scale ``s`` every pixel of the max-pooled radiograph fills its depth line
+    ``[c, a, b, :]`` in all ``C_s`` channels, the layout ``[B, C_s, a, b, depth]`` of the real encoders."""
+
+    def __init__(self, volume_channels):
+        super().__init__()
+        self.volume_channels = volume_channels
+
+    def forward(self, x):
+        outs = []
+        for s, c in enumerate(self.volume_channels):
+            img = F.max_pool2d(x, 2**s) if s else x
+            outs.append(img[..., None].expand(-1, c, -1, -1, img.shape[-1]).contiguous())
+        return outs
+
+
+def test_geometric_wiring_of_the_views():
+    """DESIGN.md / Eq. 5-7: an AP pixel (x, z) fills the line (x, :, z) of the aligned features, an LA
+    pixel (y, z) the line (:, y, z); AP in channels [0, C_s), LA in [C_s, 2 C_s), at every scale."""
+    n, x, y, z = 16, 3, 12, 6  # distinct coordinates, so a swapped or transposed view lands elsewhere
+    net = SpaDRNet(img_size=n, **NARROW).eval()
+    net.ap_encoder = _BackProjector(NARROW["volume_channels"])
+    net.la_encoder = _BackProjector(NARROW["volume_channels"])
+    captured = []
+    net.fusion[0].register_forward_pre_hook(lambda module, args: captured.append([f.clone() for f in args[0]]))
+    ap, la = torch.zeros(1, 1, n, n), torch.zeros(1, 1, n, n)
+    ap[0, 0, x, z] = 1.0
+    la[0, 0, y, z] = 1.0
+    with torch.no_grad():
+        net(ap, la)
+    for s, (feat, c) in enumerate(zip(captured[0], NARROW["volume_channels"])):
+        m = n >> s
+        line_ap, line_la = torch.zeros(m, m, m), torch.zeros(m, m, m)
+        line_ap[x >> s, :, z >> s] = 1.0
+        line_la[:, y >> s, z >> s] = 1.0
+        assert feat.shape == (1, 2 * c, m, m, m)
+        assert torch.equal(feat[0, :c], line_ap.expand(c, -1, -1, -1)), f"AP line at scale {s}"
+        assert torch.equal(feat[0, c:], line_la.expand(c, -1, -1, -1)), f"LA line at scale {s}"
 
 
 @pytest.mark.parametrize("kwargs, match", ILL_CASES)

@@ -20,6 +20,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from xctrs_monai.engines.keys import XCTRSKeys
 from xctrs_monai.engines.prepare_batch import XCTRSPrepareBatch
+from xctrs_monai.networks.memory import instance_norm_channels_last_backward_ok, to_channels_last
 
 if TYPE_CHECKING:
     from ignite.engine import EventEnum
@@ -32,14 +33,34 @@ __all__ = ["XCTRSTrainer", "unwrap_network"]
 
 
 def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
-    """The module inside ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(network, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-            network = network.module
-        elif hasattr(network, "_orig_mod"):
-            network = network._orig_mod
-        else:
-            return network
+    """The module inside ``DistributedDataParallel`` / ``DataParallel`` wrappers (their public ``module``).
+
+    Compiled networks need no unwrapping: ``network.compile()`` (``nn.Module.compile``) compiles in place
+    and keeps the module, and the wrapper that ``torch.compile(network)`` returns gives access to the
+    attributes of the module it wraps (``compiled.segmenter`` is ``network.segmenter``). Reaching the
+    wrapped module itself would take a private attribute, so it is returned as it is.
+
+    Args:
+        network: a module, possibly wrapped (several times) for data parallelism.
+
+    Returns:
+        the innermost module that is not a data-parallel wrapper.
+    """
+    while isinstance(network, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        network = network.module
+    return network
+
+
+def _check_channels_last_training(network: torch.nn.Module, device: torch.device) -> None:
+    """Refuse channels-last training where this torch build gets InstanceNorm gradients wrong."""
+    norms = (torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)
+    if any(isinstance(m, norms) for m in network.modules()) and not instance_norm_channels_last_backward_ok(device):
+        raise ValueError(
+            f"channels_last=True would train on wrong gradients: torch {torch.__version__} computes the "
+            f"backward of instance_norm wrongly for channels-last gradients on {device.type} (batch 1), and "
+            f"the network has InstanceNorm layers. Train with channels_last=False (bfloat16 autocast keeps most "
+            f"of the speed) and use channels-last for inference, or norm layers other than InstanceNorm."
+        )
 
 
 class XCTRSTrainer(SupervisedTrainer):
@@ -67,8 +88,22 @@ class XCTRSTrainer(SupervisedTrainer):
     ``loss_rsc_div``, ``loss_rsc``, ...), so MONAI's ``StatsHandler``/``TensorBoardStatsHandler`` can log
     them with ``output_transform=xctrs_monai.handlers.from_loss_terms()``.
 
-    Mixed precision uses ``torch.autocast`` on the device type and a ``torch.amp.GradScaler`` that lives
-    as long as the trainer (``trainer.scaler``), so it can be put into a resumable checkpoint.
+    Mixed precision (``amp=True``) runs the forward pass and the loss under ``torch.autocast`` on the
+    device type, in ``amp_kwargs["dtype"]`` (MONAI's own argument; without it, autocast's default for the
+    device: float16 on CUDA, bfloat16 on CPU). bfloat16 keeps float32's exponent range and needs no
+    gradient scaling; float16 (GPUs without bfloat16) does, so the ``torch.amp.GradScaler`` is enabled
+    only for float16. It lives as long as the trainer (``trainer.scaler``) so that it can be put into a
+    resumable checkpoint. The outputs in ``engine.state.output`` are float32 whatever the precision.
+
+    ``channels_last=True`` converts the network's convolutions (in place, once) and each batch's
+    inputs to the channels-last layouts (:func:`~xctrs_monai.networks.to_channels_last`), the fast
+    layout of oneDNN/cuDNN convolutions in reduced precision, when the torch build computes InstanceNorm
+    gradients right in that layout (torch 2.13.0 on CPU does not at batch 1: the trainer refuses).
+    The conversion keeps the parameter
+    objects, so an optimizer built before still works; with ``DistributedDataParallel`` convert the
+    module before wrapping it, so that DDP's gradient buckets get the same layout. An evaluator that
+    shares the network runs channels-last too: a convolution with a channels-last weight returns a
+    channels-last output.
 
     Args:
         device: device to train on.
@@ -90,7 +125,8 @@ class XCTRSTrainer(SupervisedTrainer):
         additional_metrics: see ``SupervisedTrainer``. Defaults to None.
         metric_cmp_fn: see ``SupervisedTrainer``. Defaults to greater-is-better.
         train_handlers: handlers with ``attach(engine)``. Defaults to None.
-        amp: mixed precision (autocast + gradient scaling). Defaults to False.
+        amp: mixed precision: autocast in ``amp_kwargs["dtype"]``, with gradient scaling for float16.
+            Defaults to False.
         segment_gt_ct: compute ``S(ct)`` every step. Defaults to None: when ``loss_function.use_rsc``
             (True when the loss has no such attribute).
         event_names: see ``SupervisedTrainer``. Defaults to None.
@@ -98,10 +134,14 @@ class XCTRSTrainer(SupervisedTrainer):
         decollate: decollate batch and output after each step. Defaults to True.
         optim_set_to_none: ``optimizer.zero_grad(set_to_none=...)``. Defaults to False.
         to_kwargs: further ``Tensor.to`` arguments for ``prepare_batch``. Defaults to None.
-        amp_kwargs: further ``torch.autocast`` arguments. Defaults to None.
+        amp_kwargs: further ``torch.autocast`` arguments, e.g. ``{"dtype": torch.bfloat16}``. Defaults to None.
+        channels_last: convert the network and the inputs to the channels-last layouts. Defaults to False.
 
     Raises:
-        ValueError: when a batch has no ground-truth CT.
+        ValueError: when ``amp_kwargs["dtype"]`` is not float16 or bfloat16, when ``channels_last`` is
+            asked for a network with InstanceNorm on a torch build whose InstanceNorm backward is wrong for
+            channels-last gradients (:func:`~xctrs_monai.networks.instance_norm_channels_last_backward_ok`),
+            or when a batch has no ground-truth CT.
     """
 
     def __init__(
@@ -130,6 +170,7 @@ class XCTRSTrainer(SupervisedTrainer):
         optim_set_to_none: bool = False,
         to_kwargs: dict | None = None,
         amp_kwargs: dict | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(
             device=device,
@@ -159,7 +200,15 @@ class XCTRSTrainer(SupervisedTrainer):
         if isinstance(loss_function, torch.nn.Module):
             loss_function.to(self.state.device)
         self.segment_gt_ct = bool(getattr(loss_function, "use_rsc", True)) if segment_gt_ct is None else segment_gt_ct
-        self.scaler = torch.amp.GradScaler(self.state.device.type, enabled=bool(amp))
+        device_type = self.state.device.type
+        self.amp_dtype = self.amp_kwargs.get("dtype", torch.get_autocast_dtype(device_type))
+        if self.amp_dtype not in (torch.float16, torch.bfloat16):
+            raise ValueError(f"amp_kwargs['dtype'] must be torch.float16 or torch.bfloat16, got {self.amp_dtype}.")
+        self.scaler = torch.amp.GradScaler(device_type, enabled=bool(amp) and self.amp_dtype == torch.float16)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            _check_channels_last_training(unwrap_network(network), self.state.device)
+            to_channels_last(unwrap_network(network))
 
     def run(self) -> None:  # type: ignore[override]
         """Train; calling it again continues from the current state. Keeps ``self.scaler`` across runs."""
@@ -190,6 +239,8 @@ class XCTRSTrainer(SupervisedTrainer):
         xray, ct, label = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         if ct is None:
             raise ValueError("X-CTRSNet training needs the ground-truth CT in the batch.")
+        if engine.channels_last:
+            xray, ct = to_channels_last(xray), to_channels_last(ct)
         keys = XCTRSKeys
         output: dict[str, Any] = {keys.XRAY: xray, keys.CT: ct}
         if label is not None:
@@ -199,9 +250,9 @@ class XCTRSTrainer(SupervisedTrainer):
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         with torch.autocast(engine.state.device.type, enabled=engine.amp, **engine.amp_kwargs):
-            pred = engine.inferer(xray, engine.network)
+            pred = engine.inferer(xray, engine.network).float()
             pred_ct, pred_seg = pred[:, :1], pred[:, 1:]
-            pred_seg_gt = unwrap_network(engine.network).segmenter(ct) if engine.segment_gt_ct else None
+            pred_seg_gt = unwrap_network(engine.network).segmenter(ct).float() if engine.segment_gt_ct else None
             output.update({keys.PRED: pred, keys.PRED_CT: pred_ct, keys.PRED_SEG: pred_seg})
             if pred_seg_gt is not None:
                 output[keys.PRED_SEG_GT] = pred_seg_gt

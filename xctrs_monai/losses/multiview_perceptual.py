@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from torch.nn.modules.loss import _Loss
+from torch.utils.checkpoint import checkpoint
 
 from monai.transforms import Randomizable
 from monai.utils import LossReduction
@@ -60,6 +61,8 @@ class MultiViewPerceptualLoss(_Loss, Randomizable):
         num_slices: use this many slices per plane (all if the plane has fewer). Defaults to None.
         sampling: ``"uniform"`` or ``"random"`` choice of the subsampled slices. Defaults to ``"uniform"``.
         reduction: ``"none"`` (per-sample ``B``), ``"mean"`` or ``"sum"`` over the batch. Defaults to ``"mean"``.
+        checkpointing: while training, recompute each plane's VGG features in the backward pass instead of
+            keeping those of all planes (about a third of the memory, one more VGG pass). Defaults to False.
 
     Raises:
         ValueError: for an unknown or repeated plane, ``slice_stride < 1``, ``num_slices < 1``, both
@@ -75,8 +78,10 @@ class MultiViewPerceptualLoss(_Loss, Randomizable):
         num_slices: int | None = None,
         sampling: str = "uniform",
         reduction: LossReduction | str = LossReduction.MEAN,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__(reduction=check_reduction(reduction))
+        self.checkpointing = bool(checkpointing)
         planes = (planes,) if isinstance(planes, str) else tuple(planes)
         if not planes or any(p not in PLANES for p in planes) or len(set(planes)) != len(planes):
             raise ValueError(f"planes must be distinct names from {tuple(PLANES)}, got {planes!r}.")
@@ -165,7 +170,11 @@ class MultiViewPerceptualLoss(_Loss, Randomizable):
         for plane in self.planes:
             axis = PLANES[plane]
             index = torch.as_tensor(self._indices[plane], device=input.device)
-            out[plane] = self._distance(self._slices(input, axis, index), self._slices(target, axis, index), batch)
+            args = (self._slices(input, axis, index), self._slices(target, axis, index), batch)
+            if self.checkpointing and torch.is_grad_enabled():
+                out[plane] = checkpoint(self._distance, *args, use_reentrant=False)
+            else:
+                out[plane] = self._distance(*args)
         return out
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from xctrs_monai.networks.blocks import DConv, Down, MultiPathStep, MultiScaleExchange, SeqConv, UConv, Up
+from xctrs_monai.networks.memory import checkpoint_call, instance_norm_channels_last_backward_ok, to_channels_last
 from xctrs_monai.networks.mulsisnet import MulSISNet
 from xctrs_monai.networks.spadrnet import SpaDRNet
 from xctrs_monai.networks.view_alignment import align_views
@@ -22,4 +23,7 @@ __all__ = [
     "Up",
     "XCTRSNet",
     "align_views",
+    "checkpoint_call",
+    "instance_norm_channels_last_backward_ok",
+    "to_channels_last",
 ]

@@ -27,7 +27,9 @@ import torch
 from monai.networks.layers import Conv, get_act_layer, get_norm_layer
 from torch import nn
 
-__all__ = ["SeqConv", "DConv", "Up", "Down", "UConv", "MultiScaleExchange", "MultiPathStep"]
+from xctrs_monai.networks.memory import checkpoint_call
+
+__all__ = ["SeqConv", "DConv", "Up", "Down", "UConv", "MultiScaleExchange", "MultiPathStep", "up_and_join"]
 
 
 def _check_spatial_dims(spatial_dims: int) -> None:
@@ -238,6 +240,21 @@ class UConv(nn.Sequential):
         )
 
 
+def up_and_join(up: nn.Module, join: nn.Module, finer: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
+    """One coarse-to-fine decoder step (Eq. 9, 14): ``join(Concat(finer, up(coarser)))``.
+
+    Args:
+        up: the up-sampling :class:`UConv` of the coarser features.
+        join: the :class:`SeqConv` of the concatenation.
+        finer: ``BC_fS...`` features of the finer scale.
+        coarser: ``BC_cS/2...`` features of the coarser scale.
+
+    Returns:
+        ``join`` of the channel concatenation ``[finer, up(coarser)]``.
+    """
+    return join(torch.cat([finer, up(coarser)], dim=1))
+
+
 class _FuseToScale(nn.Module):
     """One target branch of :class:`MultiScaleExchange`: ``SeqConv(x_j + sum_i R_ij(x_i))``."""
 
@@ -269,6 +286,8 @@ class MultiScaleExchange(nn.Module):
         out_channels: channels of each output branch, finest first (same length).
         norm: normalisation for ``get_norm_layer`` or None. Defaults to ``"instance"``.
         act: activation. Defaults to LeakyReLU(0.2).
+        checkpointing: recompute each output branch in the backward pass instead of keeping its inner
+            activations (:func:`~xctrs_monai.networks.memory.checkpoint_call`). Defaults to False.
 
     Raises:
         ValueError: when the channel sequences are empty, differ in length or hold non-positive values.
@@ -281,9 +300,11 @@ class MultiScaleExchange(nn.Module):
         out_channels: Sequence[int],
         norm: str | tuple | None = "instance",
         act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         _check_spatial_dims(spatial_dims)
+        self.checkpointing = bool(checkpointing)
         in_channels, out_channels = list(in_channels), list(out_channels)
         if not in_channels or len(in_channels) != len(out_channels):
             raise ValueError(
@@ -316,7 +337,10 @@ class MultiScaleExchange(nn.Module):
         """
         outs: list[torch.Tensor] = []
         for branch in self.branches:
-            outs.append(branch(xs))
+            if self.checkpointing and not torch.jit.is_scripting():
+                outs.append(checkpoint_call(branch, xs))
+            else:
+                outs.append(branch(xs))
         return outs
 
 
@@ -334,6 +358,8 @@ class MultiPathStep(nn.Module):
         new_path_channels: channels of a path to open, or None. Defaults to None.
         norm: normalisation for ``get_norm_layer`` or None. Defaults to ``"instance"``.
         act: activation. Defaults to LeakyReLU(0.2).
+        checkpointing: recompute each branch of the exchange and the new path in the backward pass
+            instead of keeping their inner activations. Defaults to False.
 
     Raises:
         ValueError: when an argument is out of range.
@@ -347,9 +373,13 @@ class MultiPathStep(nn.Module):
         new_path_channels: int | None = None,
         norm: str | tuple | None = "instance",
         act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        self.exchange = MultiScaleExchange(spatial_dims, in_channels, out_channels, norm=norm, act=act)
+        self.checkpointing = bool(checkpointing)
+        self.exchange = MultiScaleExchange(
+            spatial_dims, in_channels, out_channels, norm=norm, act=act, checkpointing=checkpointing
+        )
         openers: list[nn.Module] = []
         if new_path_channels is not None:
             _check_positive("new_path_channels", new_path_channels)
@@ -372,5 +402,8 @@ class MultiPathStep(nn.Module):
         """
         outs = self.exchange(xs)
         for opener in self.new_path:
-            outs.append(opener(xs[-1]))
+            if self.checkpointing and not torch.jit.is_scripting():
+                outs.append(checkpoint_call(opener, xs[-1]))
+            else:
+                outs.append(opener(xs[-1]))
         return outs

@@ -19,7 +19,9 @@ from xctrs_monai.networks.blocks import (
     _check_channels,
     _check_positive,
     _norm_or_identity,
+    up_and_join,
 )
+from xctrs_monai.networks.memory import checkpoint_call
 from xctrs_monai.networks.view_alignment import align_views
 
 __all__ = ["SpaDRNet"]
@@ -69,8 +71,10 @@ class _ViewEncoder(nn.Module):
         volume_channels: list[int],
         norm: str | tuple | None,
         act: str | tuple | None,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.checkpointing = checkpointing
         num_scales = len(volume_channels)
         self.stem = SeqConv(2, in_channels, channels[0], norm=norm, act=act)
         steps = []
@@ -91,7 +95,10 @@ class _ViewEncoder(nn.Module):
             xs = step(xs)
         outs: list[torch.Tensor] = []
         for s, to_volume in enumerate(self.to_volume):
-            outs.append(to_volume(xs[s]))
+            if self.checkpointing and not torch.jit.is_scripting():
+                outs.append(checkpoint_call(to_volume, xs[s]))
+            else:
+                outs.append(to_volume(xs[s]))
         return outs
 
 
@@ -120,12 +127,25 @@ class SpaDRNet(nn.Module):
        is on the [0, 1] CT scale of DESIGN.md (HU window [-1000, 2000]) by construction, the range the
        segmenter sees for ground-truth CT; pass ``out_act=None`` for a linear head.
 
-    Default config (paper, 128^3): 2D widths (16, 32, 64, 128), per-view 3D widths (8, 32, 64, 128) at
-    scales 1, 1/2, 1/4, 1/8, one 3D exchange, InstanceNorm, LeakyReLU(0.2): 24,495,921 parameters
-    (paper Table 2: 22,992,322, +6.5%). Most of them sit in the channel->depth convs (8.26M per view).
-    The per-view 3D widths are not in the paper: they follow ``C_s = 2048 / N_s`` (each scale's
-    channel->depth conv outputs 2048 channels) except at full resolution, where ``C_0 = 8`` (not 16)
-    bounds the 128^3 activations and compute.
+    Default config (paper, 128^3): 2D widths (16, 32, 64, 128) (given by the paper), per-view 3D widths
+    (4, 12, 32, 224) at scales 1, 1/2, 1/4, 1/8, one 3D exchange, InstanceNorm, LeakyReLU(0.2):
+    22,935,017 parameters and 216.4 GFLOPs for one 128^3 case (paper Table 2: 22,992,322 and
+    216.8 GFLOPs; -0.25 % and -0.21 %). The per-view 3D widths are not in the paper; they are the
+    non-decreasing widths whose larger relative error on the two counts is smallest in a grid search
+    (``C_0`` in 2..8, ``C_1`` in 4..32, ``C_2`` in 8..64, ``C_3`` in 128..320). Parameters sit in the
+    channel->depth convs (13.6 M) and the 3D layers (7.9 M, most at the 448-channel 1/8 scale); FLOPs
+    in the 2D encoders (73 G) and the 3D scales (54 G at 1/8, 33 G at 1/4, 32 G at 1/2, 25 G at full
+    resolution): the narrow ``C_0``, ``C_1`` keep the 128^3 and 64^3 volumes cheap, where the former
+    widths ``volume_channels=(8, 32, 64, 128)`` (24.5 M parameters, 598 GFLOPs, still an argument
+    away) spent most of their compute.
+
+    FLOP convention (the paper does not give one): a multiply-accumulate of a convolution, transposed
+    convolution or linear layer counts as two floating-point operations (2 x MACs); normalisation,
+    activation, addition, concatenation and nearest-neighbour up-sampling are not counted. This is
+    what ``torch.utils.flop_counter.FlopCounterMode`` counts, so the figures can be re-counted with
+    PyTorch alone (``scripts/benchmark_networks.py``); the uncounted element-wise work costs about ten
+    operations per output element against ``2 * 27 * C_in`` for a 3x3x3 convolution, a few per cent at
+    most. Under the other common convention (1 x MACs) every figure here halves.
 
     Args:
         img_size: side ``N`` of the square radiographs and the cubic output, a power of 2 >= 16.
@@ -135,11 +155,15 @@ class SpaDRNet(nn.Module):
         channels: 2D widths per progression step (length >= number of scales). Defaults to
             ``(16, 32, 64, 128)``.
         volume_channels: per-view 3D widths ``C_s`` per scale, finest first; its length is the number of
-            scales. Defaults to ``(8, 32, 64, 128)``.
+            scales. Defaults to ``(4, 12, 32, 224)``.
         fusion_layers: number of multi-scale 3D exchanges (Eq. 8). Defaults to 1.
         norm: normalisation for ``get_norm_layer`` or None. Defaults to ``"instance"`` (paper 3.1).
         act: activation for ``get_act_layer``. Defaults to LeakyReLU(0.2).
         out_act: activation of the head or None (linear). Defaults to ``"sigmoid"``.
+        checkpointing: activation checkpointing of the 3D parts (channel->depth reshapes, each branch of
+            the 3D exchanges, each hierarchical fusion step) while training: less memory for about one
+            more forward pass of those parts (:func:`~xctrs_monai.networks.memory.checkpoint_call`).
+            Outputs and gradients do not change. Defaults to False.
 
     Raises:
         ValueError: when an argument is out of range.
@@ -151,11 +175,12 @@ class SpaDRNet(nn.Module):
         in_channels: int = 1,
         out_channels: int = 1,
         channels: Sequence[int] = (16, 32, 64, 128),
-        volume_channels: Sequence[int] = (8, 32, 64, 128),
+        volume_channels: Sequence[int] = (4, 12, 32, 224),
         fusion_layers: int = 1,
         norm: str | tuple | None = "instance",
         act: str | tuple | None = _LEAKY,
         out_act: str | tuple | None = "sigmoid",
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         channels = _check_channels("channels", channels)
@@ -172,11 +197,16 @@ class SpaDRNet(nn.Module):
             raise ValueError(f"fusion_layers must be a non-negative int, got {fusion_layers!r}.")
         self.img_size = img_size
         self.in_channels = in_channels
-        self.ap_encoder = _ViewEncoder(img_size, in_channels, channels, volume_channels, norm, act)
-        self.la_encoder = _ViewEncoder(img_size, in_channels, channels, volume_channels, norm, act)
+        self.checkpointing = bool(checkpointing)
+        encoder_args = (img_size, in_channels, channels, volume_channels, norm, act, self.checkpointing)
+        self.ap_encoder = _ViewEncoder(*encoder_args)
+        self.la_encoder = _ViewEncoder(*encoder_args)
         widths = [2 * c for c in volume_channels]
         self.fusion = nn.ModuleList(
-            [MultiScaleExchange(3, widths, widths, norm=norm, act=act) for _ in range(fusion_layers)]
+            [
+                MultiScaleExchange(3, widths, widths, norm=norm, act=act, checkpointing=self.checkpointing)
+                for _ in range(fusion_layers)
+            ]
         )
         # coarse to fine: entry k joins scale s = num_scales - 2 - k with the fused coarser scale
         ups, joins = [], []
@@ -218,5 +248,9 @@ class SpaDRNet(nn.Module):
             feats = exchange(feats)
         y = feats[-1]
         for k, (up, join) in enumerate(zip(self.ups, self.joins)):
-            y = join(torch.cat([feats[len(feats) - 2 - k], up(y)], dim=1))
+            finer = feats[len(feats) - 2 - k]
+            if self.checkpointing and not torch.jit.is_scripting():
+                y = checkpoint_call(up_and_join, up, join, finer, y)
+            else:  # TorchScript: modules cannot be passed to functions
+                y = join(torch.cat([finer, up(y)], dim=1))
         return self.head(y)

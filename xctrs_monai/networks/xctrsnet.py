@@ -29,8 +29,8 @@ class XCTRSNet(nn.Module):
     Args:
         img_size: side ``N`` of the radiographs and of the cubic CT, a power of 2 >= 16. Defaults to 128.
         recon_channels: SpaDRNet 2D widths per step. Defaults to ``(16, 32, 64, 128)``.
-        seg_channels: MulSISNet widths per scale. Defaults to ``(16, 40, 80, 160)``.
-        recon_volume_channels: SpaDRNet per-view 3D widths per scale. Defaults to ``(8, 32, 64, 128)``.
+        seg_channels: MulSISNet widths per scale. Defaults to ``(24, 32, 80, 160)``.
+        recon_volume_channels: SpaDRNet per-view 3D widths per scale. Defaults to ``(4, 12, 32, 224)``.
         recon_fusion_layers: SpaDRNet multi-scale 3D exchanges. Defaults to 1.
         seg_num_layers: MulSISNet steps of the full-resolution path. Defaults to 5.
         seg_out_channels: segmentation classes (background + C1..C7). Defaults to 8.
@@ -39,6 +39,9 @@ class XCTRSNet(nn.Module):
             Defaults to ``("group", {"num_groups": 8})``.
         act: activation of both networks. Defaults to LeakyReLU(0.2).
         recon_out_act: SpaDRNet head activation, None for linear. Defaults to ``"sigmoid"``.
+        checkpointing: activation checkpointing of the 3D parts of both networks while training (less
+            memory, about one more forward pass of those parts; same outputs and gradients).
+            Defaults to False.
 
     Raises:
         ValueError: when an argument is out of range (raised by the sub-networks).
@@ -48,8 +51,8 @@ class XCTRSNet(nn.Module):
         self,
         img_size: int = 128,
         recon_channels: Sequence[int] = (16, 32, 64, 128),
-        seg_channels: Sequence[int] = (16, 40, 80, 160),
-        recon_volume_channels: Sequence[int] = (8, 32, 64, 128),
+        seg_channels: Sequence[int] = (24, 32, 80, 160),
+        recon_volume_channels: Sequence[int] = (4, 12, 32, 224),
         recon_fusion_layers: int = 1,
         seg_num_layers: int = 5,
         seg_out_channels: int = 8,
@@ -57,6 +60,7 @@ class XCTRSNet(nn.Module):
         seg_norm: str | tuple | None = ("group", {"num_groups": 8}),
         act: str | tuple | None = _LEAKY,
         recon_out_act: str | tuple | None = "sigmoid",
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         # the constructor arguments travel in the state dict (get_extra_state), so a checkpoint rebuilds its network
@@ -71,6 +75,7 @@ class XCTRSNet(nn.Module):
             norm=recon_norm,
             act=act,
             out_act=recon_out_act,
+            checkpointing=checkpointing,
         )
         self.segmenter = MulSISNet(
             in_channels=1,
@@ -79,6 +84,7 @@ class XCTRSNet(nn.Module):
             num_layers=seg_num_layers,
             norm=seg_norm,
             act=act,
+            checkpointing=checkpointing,
         )
 
     def get_extra_state(self) -> torch.Tensor:
