@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.networks.utils import copy_model_state
 
-from xctrs_monai.apps.checkpoint import load_network, read_checkpoint, to_channels_last, unwrap_state_dict
+from xctrs_monai.apps.checkpoint import load_network, read_checkpoint, unwrap_state_dict
 from xctrs_monai.networks import XCTRSNet
 
 ARGS = {
@@ -135,8 +135,11 @@ def test_mismatched_network_is_refused(tmp_path, network):
     assert _same_weights(load_network(read_checkpoint(old), XCTRSNet(**ARGS, recon_out_act=None)), network)
 
 
-def test_channels_last(network):
-    converted = to_channels_last(XCTRSNet(**ARGS, recon_out_act=None))
+def test_channels_last_and_runtime_arguments(tmp_path, network):
+    path = tmp_path / "model.pt"
+    torch.save(XCTRSNet(**ARGS, recon_out_act=None, checkpointing=True).state_dict(), path)
+    # trained with activation checkpointing: the same network for inference (no mismatch on that argument)
+    converted = load_network(read_checkpoint(path), XCTRSNet(**ARGS, recon_out_act=None), channels_last=True)
     converted.load_state_dict(network.state_dict())
     formats = {
         p.dim(): p.is_contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import checkpoint, datalist, outputs, preview, qc, report, workflow, writers
 from .ablation import ABLATION_ROWS, PAPER_TABLE1, Ablation, AblationRow, PaperFigure, summarize_ablation
-from .checkpoint import Checkpoint, NetworkCheckpointLoader, load_network, read_checkpoint, to_channels_last
+from .checkpoint import Checkpoint, NetworkCheckpointLoader, load_network, read_checkpoint
 from .crossval import CrossValidation, FoldError
 from .datalist import case_id_from_path, make_datalist, read_pairs
 from .outputs import SplitPredictiond, split_prediction
@@ -51,7 +51,6 @@ __all__ = [
     "split_prediction",
     "staging_dir",
     "summarize_ablation",
-    "to_channels_last",
     "vertebra_plausibility",
     "vertebra_statistics",
 ]

@@ -24,19 +24,23 @@ from pathlib import Path
 import torch
 from monai.config import PathLike
 
+from xctrs_monai.networks.memory import to_channels_last
+
 __all__ = [
+    "RUNTIME_ARGS",
     "Checkpoint",
     "read_checkpoint",
     "unwrap_state_dict",
     "state_dict_problems",
     "load_network",
-    "to_channels_last",
     "NetworkCheckpointLoader",
 ]
 
 _WRAPPER_KEYS = ("network", "model", "state_dict")
 _PREFIXES = ("module.", "_orig_mod.")
 _EXTRA_STATE = "_extra_state"
+#: Network arguments that change how it runs, not its weights (activation checkpointing while training).
+RUNTIME_ARGS = ("checkpointing",)
 
 
 @dataclass
@@ -177,20 +181,6 @@ def state_dict_problems(expected: Mapping[str, torch.Tensor], given: Mapping[str
     return problems
 
 
-def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
-    """Put every 4D/5D parameter and buffer in the channels-last memory format (``channels_last``/``_3d``).
-
-    ``Module.to(memory_format=...)`` takes one format for all, and ``channels_last_3d`` refuses 4D tensors.
-    Convolutions follow their weights' format, so the 3D part of the network runs channels-last.
-    """
-    for tensor in [*module.parameters(), *module.buffers()]:
-        if tensor.dim() in (4, 5):
-            tensor.data = tensor.data.contiguous(
-                memory_format=torch.channels_last if tensor.dim() == 4 else torch.channels_last_3d
-            )
-    return module
-
-
 def load_network(
     checkpoint: Checkpoint,
     network_def: torch.nn.Module,
@@ -205,7 +195,8 @@ def load_network(
             refused when a checkpoint's arguments describe another network (it is then built by
             ``xctrs-infer``, or give the training config to ``monai.bundle run``).
         device: where to put it. Defaults to ``"cpu"``.
-        channels_last: see :func:`to_channels_last`. Defaults to ``False``.
+        channels_last: :func:`xctrs_monai.networks.to_channels_last` (the 3D convolutions run channels-last).
+            Defaults to ``False``.
 
     Raises:
         ValueError: naming the checkpoint, when its weights do not fit the network.
@@ -215,10 +206,12 @@ def load_network(
     else:
         network = network_def
         own = _as_json(getattr(network, "network_args", None))
-        if checkpoint.network_args and own is not None and own != checkpoint.network_args:
-            differ = sorted(
-                k for k in set(own) | set(checkpoint.network_args) if own.get(k) != checkpoint.network_args.get(k)
-            )
+        theirs = checkpoint.network_args
+        differ = []
+        if theirs and isinstance(own, dict):  # a network that says its arguments (XCTRSNet)
+            keys = (set(own) | set(theirs)) - set(RUNTIME_ARGS)
+            differ = sorted(k for k in keys if own.get(k) != theirs.get(k))
+        if differ:
             shown = ", ".join(f"{k}={checkpoint.network_args.get(k)!r} (config: {own.get(k)!r})" for k in differ)
             raise ValueError(
                 f"Checkpoint '{checkpoint.path}' was trained with another network: {shown}. xctrs-infer builds it from "
@@ -252,7 +245,7 @@ class NetworkCheckpointLoader:
     Args:
         checkpoint: a checkpoint path, or a :class:`Checkpoint` already read (``xctrs-infer`` reads it first to
             build the network it fits).
-        channels_last: see :func:`to_channels_last`. Defaults to ``False``.
+        channels_last: see :func:`load_network`. Defaults to ``False``.
         torchscript: the path is a TorchScript archive. Defaults to ``False``.
     """
 

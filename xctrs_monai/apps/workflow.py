@@ -25,7 +25,7 @@ from monai.bundle import ConfigParser
 from monai.config import PathLike
 from monai.data import DataLoader, Dataset
 
-from xctrs_monai.apps.checkpoint import NetworkCheckpointLoader, read_checkpoint
+from xctrs_monai.apps.checkpoint import RUNTIME_ARGS, NetworkCheckpointLoader, read_checkpoint
 from xctrs_monai.apps.datalist import check_case_id
 from xctrs_monai.apps.writers import clean_stale_cases, discard_case
 from xctrs_monai.data.io import save_json
@@ -283,6 +283,7 @@ class XCTRSInference:
         args = dict(self.checkpoint.network_args)
         if not args:
             return {}
+        args.update({k: False for k in RUNTIME_ARGS if k in args})  # e.g. activation checkpointing: training only
         given = [k for k in _NETWORK_OPTIONS if k in overrides]
         if given:
             raise UsageError(
