@@ -15,7 +15,8 @@ DRRs of a synthetic phantom written as 16-bit PNGs of ``radiograph_size`` pixels
 reading and resampling are included, then the network, the re-projection, the files, the preview and the
 report. Without ``--checkpoint`` the network of the config (``inference.json``: the paper's 128^3 grid) has
 random weights: the time does not depend on them. One warm-up case, then ``runs`` timed cases per setting.
-Ge et al. (KBS 2021) report 0.592 s for reconstruction + segmentation on an RTX 3080.
+Ge et al. (KBS 2021) report 0.592 s for reconstruction + segmentation on an RTX 3080. On a CPU shared with
+other jobs, use ``--threads 1``: torch's threads waiting for each other on busy cores make times vary 10x.
 """
 
 from __future__ import annotations
