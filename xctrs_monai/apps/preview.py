@@ -12,7 +12,8 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor, PathLike
 from monai.transforms import MapTransform
 
-from xctrs_monai.apps.report import reprojection_consistency
+from xctrs_monai.apps.qc import normalized_cross_correlation
+from xctrs_monai.apps.writers import staging_dir
 from xctrs_monai.data.io import save_png
 from xctrs_monai.data.preview import spine_montage
 from xctrs_monai.transforms.xray import canonical_to_display
@@ -68,7 +69,7 @@ def render_preview(
     slices = spine_montage(ct, np.rint(lab).astype(np.uint8), spacing=spacing, zoom=zoom, drr=False)
     panels, titles = [], []
     for view, x, r in zip(views, xrays, drrs):
-        ncc = reprojection_consistency(x, r)["ncc"]
+        ncc = normalized_cross_correlation(x, r)
         panels += [_radiograph_rgb(x, view), _radiograph_rgb(r, view)]
         titles += [f"{view.upper()} input", f"{view.upper()} DRR of recon, NCC {ncc:.2f}"]
     pad, title_h = 2, 12
@@ -88,13 +89,13 @@ def render_preview(
 
 
 class WritePreviewd(MapTransform):
-    """Write ``<output_dir>/<case_id>/preview.png`` (see :func:`render_preview`) atomically.
+    """Write ``preview.png`` (see :func:`render_preview`) into the case's staging folder, atomically.
 
     Args:
-        keys: ``(ct_key, label_key)``, e.g. ``("ct", "vertebrae")``; the CT in HU, with its affine.
-        output_dir: the output root.
-        xray_keys: keys of the normalised canonical input radiographs. Defaults to ``("ap", "la")``.
-        drr_keys: keys of the normalised DRRs of the reconstruction. Defaults to ``("drr_ap", "drr_la")``.
+        keys: ``(ct_key, label_key)``, e.g. ``("pred_ct_hu", "pred_label")``; the CT in HU, with its affine.
+        output_dir: the output root (the file goes to :func:`~xctrs_monai.apps.writers.staging_dir`).
+        xray_keys: keys of the normalised canonical input radiographs. Defaults to ``("xray_ap", "xray_la")``.
+        drr_keys: keys of the normalised DRRs of the reconstruction. Defaults to ``("pred_drr_ap", "pred_drr_la")``.
         case_key: key of the case id. Defaults to ``"case_id"``.
         filename: file name. Defaults to ``"preview.png"``.
         min_panel: see :func:`render_preview`. Defaults to 192.
@@ -105,8 +106,8 @@ class WritePreviewd(MapTransform):
         self,
         keys: KeysCollection,
         output_dir: PathLike,
-        xray_keys: Sequence[str] = ("ap", "la"),
-        drr_keys: Sequence[str] = ("drr_ap", "drr_la"),
+        xray_keys: Sequence[str] = ("xray_ap", "xray_la"),
+        drr_keys: Sequence[str] = ("pred_drr_ap", "pred_drr_la"),
         case_key: str = "case_id",
         filename: str = "preview.png",
         min_panel: int = 192,
@@ -127,15 +128,17 @@ class WritePreviewd(MapTransform):
         if (ct_key not in d or label_key not in d) and self.allow_missing_keys:
             return d
         ct = d[ct_key]
-        spacing = float(np.linalg.norm(np.asarray(ct.affine, dtype=np.float64)[:3, 0])) if hasattr(ct, "affine") else 1.0
+        spacing = (
+            float(np.linalg.norm(np.asarray(ct.affine, dtype=np.float64)[:3, 0])) if hasattr(ct, "affine") else 1.0
+        )
         image = render_preview(
             [d[k] for k in self.xray_keys],
             [d[k] for k in self.drr_keys],
             ct,
             d[label_key],
             spacing=spacing,
-            views=[str(getattr(d[k], "meta", {}).get("view", k)) for k in self.xray_keys],
+            views=[str(getattr(d[k], "meta", {}).get("view", str(k)[-2:])) for k in self.xray_keys],
             min_panel=self.min_panel,
         )
-        save_png(image, self.output_dir / str(d[self.case_key]) / self.filename)
+        save_png(image, staging_dir(self.output_dir, str(d[self.case_key])) / self.filename)
         return d

@@ -9,6 +9,7 @@ from .io import save_json, save_nifti, save_png
 from .phantom import PHANTOM_VERSION, make_phantom, phantom_affine
 from .phantom_dataset import LABEL_NAMES, phantom_case_seed, write_phantom_dataset
 from .preview import spine_montage, spread_montage
+from .xray_reader import XrayImage, XrayReader
 from .prepare import (
     LABEL_PRESETS,
     CaseSkipped,
@@ -43,4 +44,6 @@ __all__ = [
     "spread_montage",
     "split_by_fold",
     "write_phantom_dataset",
+    "XrayImage",
+    "XrayReader",
 ]

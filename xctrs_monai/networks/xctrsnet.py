@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import torch
@@ -62,6 +63,8 @@ class XCTRSNet(nn.Module):
         checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        # the constructor arguments travel in the state dict (get_extra_state), so a checkpoint rebuilds its network
+        self.network_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.reconstructor = SpaDRNet(
             img_size=img_size,
             in_channels=1,
@@ -83,6 +86,29 @@ class XCTRSNet(nn.Module):
             act=act,
             checkpointing=checkpointing,
         )
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The constructor arguments as UTF-8 JSON in a ``uint8`` tensor, the state dict's ``_extra_state``.
+
+        A tensor, not a dict, so that every value of the state dict stays a tensor (``torch.load(...,
+        weights_only=True)``, MONAI's ``copy_model_state`` and ``ckpt_export`` handle it as a weight). A
+        checkpoint rebuilds its network with
+        ``XCTRSNet(**json.loads(bytes(state_dict["_extra_state"].tolist())))``.
+        """
+        return torch.tensor(list(json.dumps(self.network_args, default=repr).encode("utf-8")), dtype=torch.uint8)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        """Accept the ``_extra_state`` of a state dict; the weights' shapes are checked by ``load_state_dict``.
+
+        Raises:
+            ValueError: when ``state`` is not the JSON tensor that :meth:`get_extra_state` writes.
+        """
+        try:
+            args = json.loads(bytes(torch.as_tensor(state).tolist()))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"XCTRSNet extra state must be the JSON of the network arguments: {e}") from None
+        if not isinstance(args, dict):
+            raise ValueError(f"XCTRSNet extra state must hold a dict of network arguments, got {type(args).__name__}.")
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Reconstruct and segment.

@@ -7,7 +7,8 @@ from __future__ import annotations
 from xctrs_monai.networks.layers import BiplanarProjector, get_projector, hu_to_mu, project_biplanar
 
 from .drr import BiplanarDRR, BiplanarDRRd, spacing_from_affine
-from .load_xray import DEFAULT_GEOMETRY, LoadXray, LoadXrayd, centre_square_resize, read_radiograph, resample_to_detector
+from .load_xray import DISPLAY_ORIENTATION, LoadXrayd, XrayToDetector, XrayToDetectord, orient_to_display, view_of_key
 from .scanner_grid import ResetAffine, ResetAffined
 from .xray import NormalizeXray, NormalizeXrayd, canonical_to_display, display_to_canonical, write_xray_preview
+from .xray_checks import CheckXrayPair, CheckXrayPaird, view_from_header
 from .xray_appearance import RandXrayAppearance, RandXrayAppearanced, gaussian_blur_2d
