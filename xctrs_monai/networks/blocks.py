@@ -31,6 +31,9 @@ from xctrs_monai.networks.memory import checkpoint_call
 
 __all__ = ["SeqConv", "DConv", "Up", "Down", "UConv", "MultiScaleExchange", "MultiPathStep", "up_and_join"]
 
+#: The paper's activation (section 3.1), the default of every block and network.
+_LEAKY = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
+
 
 def _check_spatial_dims(spatial_dims: int) -> None:
     if spatial_dims not in (2, 3):
@@ -40,6 +43,12 @@ def _check_spatial_dims(spatial_dims: int) -> None:
 def _check_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
+def _check_conv_args(spatial_dims: int, in_channels: int, out_channels: int) -> None:
+    _check_spatial_dims(spatial_dims)
+    _check_positive("in_channels", in_channels)
+    _check_positive("out_channels", out_channels)
 
 
 def _check_channels(name: str, channels: Sequence[int], min_len: int = 1) -> list[int]:
@@ -88,11 +97,10 @@ class SeqConv(nn.Sequential):
         kernel_size: int = 3,
         strides: int = 1,
         norm: str | tuple | None = "instance",
-        act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        act: str | tuple | None = _LEAKY,
     ) -> None:
-        _check_spatial_dims(spatial_dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("strides", strides)):
-            _check_positive(name, value)
+        _check_conv_args(spatial_dims, in_channels, out_channels)
+        _check_positive("strides", strides)
         _check_positive("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
@@ -123,7 +131,7 @@ class DConv(SeqConv):
         in_channels: int,
         out_channels: int,
         norm: str | tuple | None = "instance",
-        act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        act: str | tuple | None = _LEAKY,
     ) -> None:
         super().__init__(spatial_dims, in_channels, out_channels, kernel_size=3, strides=2, norm=norm, act=act)
 
@@ -155,9 +163,7 @@ class Up(nn.Sequential):
         scale_factor: int = 2,
         norm: str | tuple | None = "instance",
     ) -> None:
-        _check_spatial_dims(spatial_dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            _check_positive(name, value)
+        _check_conv_args(spatial_dims, in_channels, out_channels)
         _check_positive("scale_factor", scale_factor)
         conv_type = Conv[Conv.CONV, spatial_dims]
         super().__init__(
@@ -193,7 +199,7 @@ class Down(nn.Sequential):
         out_channels: int,
         num_steps: int = 1,
         norm: str | tuple | None = "instance",
-        act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        act: str | tuple | None = _LEAKY,
     ) -> None:
         _check_positive("num_steps", num_steps)
         layers: list[nn.Module] = [
@@ -225,11 +231,9 @@ class UConv(nn.Sequential):
         in_channels: int,
         out_channels: int,
         norm: str | tuple | None = "instance",
-        act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        act: str | tuple | None = _LEAKY,
     ) -> None:
-        _check_spatial_dims(spatial_dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            _check_positive(name, value)
+        _check_conv_args(spatial_dims, in_channels, out_channels)
         conv_type = Conv[Conv.CONVTRANS, spatial_dims]
         super().__init__(
             conv_type(
@@ -253,6 +257,7 @@ def up_and_join(up: nn.Module, join: nn.Module, finer: torch.Tensor, coarser: to
         ``join`` of the channel concatenation ``[finer, up(coarser)]``.
     """
     return join(torch.cat([finer, up(coarser)], dim=1))
+
 
 
 class _FuseToScale(nn.Module):
@@ -299,7 +304,7 @@ class MultiScaleExchange(nn.Module):
         in_channels: Sequence[int],
         out_channels: Sequence[int],
         norm: str | tuple | None = "instance",
-        act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        act: str | tuple | None = _LEAKY,
         checkpointing: bool = False,
     ) -> None:
         super().__init__()
@@ -372,7 +377,7 @@ class MultiPathStep(nn.Module):
         out_channels: Sequence[int],
         new_path_channels: int | None = None,
         norm: str | tuple | None = "instance",
-        act: str | tuple | None = ("leakyrelu", {"negative_slope": 0.2, "inplace": True}),
+        act: str | tuple | None = _LEAKY,
         checkpointing: bool = False,
     ) -> None:
         super().__init__()

@@ -14,16 +14,14 @@ from torch import nn
 from xctrs_monai.networks.blocks import (
     MultiPathStep,
     SeqConv,
-    UConv,
     _check_channels,
     _check_positive,
-    up_and_join,
+    _LEAKY,
 )
+from xctrs_monai.networks.decoder import CoarseToFineDecoding
 from xctrs_monai.networks.memory import checkpoint_call
 
 __all__ = ["MulSISNet"]
-
-_LEAKY = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
 
 
 def _check_group_norm(norm: str | tuple | None, channels: list[int]) -> None:
@@ -39,7 +37,7 @@ def _check_group_norm(norm: str | tuple | None, channels: list[int]) -> None:
         raise ValueError(f"GroupNorm num_groups={groups} must divide every width, got channels {channels}.")
 
 
-class MulSISNet(nn.Module):
+class MulSISNet(CoarseToFineDecoding):
     """Multi-scale Space Interoperability Segmentation Net (Ge et al., KBS 2021, section 2.2).
 
     Layout (choices the paper leaves open are stated here):
@@ -111,12 +109,7 @@ class MulSISNet(nn.Module):
                 )
             )
         self.steps = nn.ModuleList(steps)
-        ups, joins = [], []
-        for s in range(len(channels) - 2, -1, -1):
-            ups.append(UConv(3, channels[s + 1], channels[s], norm=norm, act=act))
-            joins.append(SeqConv(3, 2 * channels[s], channels[s], norm=norm, act=act))
-        self.ups = nn.ModuleList(ups)
-        self.joins = nn.ModuleList(joins)
+        self.build_decoder(channels, norm, act)
         self.head = Conv[Conv.CONV, 3](channels[0], out_channels, kernel_size=1)
 
     def forward(self, ct: torch.Tensor) -> torch.Tensor:
@@ -148,11 +141,4 @@ class MulSISNet(nn.Module):
             xs = [self.stem(ct)]
         for step in self.steps:
             xs = step(xs)
-        y = xs[-1]
-        for k, (up, join) in enumerate(zip(self.ups, self.joins)):
-            path = xs[len(xs) - 2 - k]
-            if self.checkpointing and not torch.jit.is_scripting():
-                y = checkpoint_call(up_and_join, up, join, path, y)
-            else:  # TorchScript: modules cannot be passed to functions
-                y = join(torch.cat([path, up(y)], dim=1))
-        return self.head(y)
+        return self.head(self.decode(xs))

@@ -14,19 +14,17 @@ from xctrs_monai.networks.blocks import (
     MultiPathStep,
     MultiScaleExchange,
     SeqConv,
-    UConv,
     _act_or_identity,
     _check_channels,
     _check_positive,
+    _LEAKY,
     _norm_or_identity,
-    up_and_join,
 )
+from xctrs_monai.networks.decoder import CoarseToFineDecoding
 from xctrs_monai.networks.memory import checkpoint_call
 from xctrs_monai.networks.view_alignment import align_views
 
 __all__ = ["SpaDRNet"]
-
-_LEAKY = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
 
 
 def _check_img_size(img_size: int, num_scales: int) -> None:
@@ -102,7 +100,7 @@ class _ViewEncoder(nn.Module):
         return outs
 
 
-class SpaDRNet(nn.Module):
+class SpaDRNet(CoarseToFineDecoding):
     """Spatial Decomposition-Reconstruction Net: AP + LA radiographs -> 3D CT (Ge et al., KBS 2021, 2.1).
 
     Layout (every choice the paper leaves open is stated here):
@@ -208,13 +206,7 @@ class SpaDRNet(nn.Module):
                 for _ in range(fusion_layers)
             ]
         )
-        # coarse to fine: entry k joins scale s = num_scales - 2 - k with the fused coarser scale
-        ups, joins = [], []
-        for s in range(len(widths) - 2, -1, -1):
-            ups.append(UConv(3, widths[s + 1], widths[s], norm=norm, act=act))
-            joins.append(SeqConv(3, 2 * widths[s], widths[s], norm=norm, act=act))
-        self.ups = nn.ModuleList(ups)
-        self.joins = nn.ModuleList(joins)
+        self.build_decoder(widths, norm, act)
         self.head = nn.Sequential(
             Conv[Conv.CONV, 3](widths[0], out_channels, kernel_size=1), _act_or_identity(out_act)
         )
@@ -246,11 +238,4 @@ class SpaDRNet(nn.Module):
             feats.append(align_views(ap_feat, la_feat))
         for exchange in self.fusion:
             feats = exchange(feats)
-        y = feats[-1]
-        for k, (up, join) in enumerate(zip(self.ups, self.joins)):
-            finer = feats[len(feats) - 2 - k]
-            if self.checkpointing and not torch.jit.is_scripting():
-                y = checkpoint_call(up_and_join, up, join, finer, y)
-            else:  # TorchScript: modules cannot be passed to functions
-                y = join(torch.cat([finer, up(y)], dim=1))
-        return self.head(y)
+        return self.head(self.decode(feats))

@@ -10,12 +10,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from xctrs_monai.networks.blocks import _LEAKY
 from xctrs_monai.networks.mulsisnet import MulSISNet
 from xctrs_monai.networks.spadrnet import SpaDRNet
 
 __all__ = ["XCTRSNet"]
-
-_LEAKY = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
 
 
 class XCTRSNet(nn.Module):
