@@ -51,7 +51,7 @@ stop_server() {
 trap stop_server EXIT
 
 if ! "$venv/bin/python" scripts/e2e_label_check.py --url "http://127.0.0.1:$port" --inputs "$work/inputs" \
-    --img_size "$img_size" --spacing "$spacing"; then
+    --img_size "$img_size" --spacing "$spacing" --server_pid "$server"; then
     echo "e2e_label: the last lines of the server log:" >&2
     tail -n 40 "$log" >&2
     exit 1

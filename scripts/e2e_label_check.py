@@ -34,10 +34,20 @@ def check(condition: bool, message: str) -> None:
         raise SystemExit(1)
 
 
-def wait_for_server(url: str, timeout: float) -> dict:
-    """``GET /info/`` once the server answers (it loads MONAI Label and the app first)."""
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_for_server(url: str, timeout: float, pid: int | None = None) -> dict:
+    """``GET /info/`` once the server answers (it loads MONAI Label and the app first); fails if it exits."""
     deadline = time.monotonic() + timeout
     while True:
+        check(_alive(pid), f"the server (process {pid}) exited before answering")
         try:
             reply = requests.get(f"{url}/info/", timeout=10)
             if reply.status_code == 200:
@@ -103,9 +113,9 @@ def check_refused(url: str, image: str, params: dict, must_name: str, must_say: 
     check(requests.get(f"{url}/info/", timeout=10).status_code == 200, f"the server stopped answering after '{image}'")
 
 
-def main(url: str, inputs: str, img_size: int, spacing: float, timeout: float = 300.0) -> None:
+def main(url: str, inputs: str, img_size: int, spacing: float, timeout: float = 300.0, server_pid: int | None = None) -> None:
     start = time.monotonic()
-    info = wait_for_server(url, timeout)
+    info = wait_for_server(url, timeout, server_pid)
     print(f"  server up after {time.monotonic() - start:.1f} s: {info['name']} {info['version']}")
     check(MODEL in info["models"], f"/info/ lists no model '{MODEL}' (is the checkpoint there?): {list(info['models'])}")
     names = {name: i for i, name in enumerate(VERTEBRAE, start=1)}
