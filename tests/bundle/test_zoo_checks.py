@@ -57,7 +57,11 @@ def test_requirements_and_version():
     meta = json.loads(Path(META).read_text())
     required = meta["required_packages_version"]
     assert required["xctrs-monai"] == xctrs_monai.__version__  # one version, read by setuptools too
-    assert meta["supported_apps"] == {"xctrs-infer": xctrs_monai.__version__}
+    apps = meta["supported_apps"]
+    assert apps.pop("xctrs-infer") == xctrs_monai.__version__
+    # the app SDKs at the versions their environments pin (integrations/*/requirements*.txt)
+    pins = (REPO / "integrations/monailabel/requirements-nodeps.txt", REPO / "integrations/deploy/requirements.txt")
+    assert apps == {p.split("==")[0]: p.split("==")[1] for f in pins for p in f.read_text().split() if "app-sdk==" in p or "monailabel==" in p}
     assert "numpy" not in required and "torch" not in required  # given once, as numpy_version/pytorch_version
     # the zoo's CI pins numpy_version exactly on Python 3.10; numpy 2.3 dropped Python 3.10
     assert Version(meta["numpy_version"]) < Version("2.3")
