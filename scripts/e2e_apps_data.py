@@ -161,7 +161,9 @@ def radiographs(folder: str, img_size: int = 32, spacing: float = 5.0, seed: int
             (root / "bad").mkdir(exist_ok=True)
             out["volume_3d"] = str(save_nifti(ct.astype(np.float32), affine, root / "bad" / "volume3d_ap.nii.gz"))
             ct_slice = ct[:, ct.shape[1] // 2, :].T[::-1].astype(np.float64)
-            out["ct_slice"] = write_dx(root / "bad" / "ctslice_ap.dcm", ct_slice, spacing, "AP", ("L", "F"), patient, "CT")
+            out["ct_slice"] = write_dx(
+                root / "bad" / "ctslice_ap.dcm", ct_slice, spacing, "AP", ("L", "F"), patient, "CT"
+            )
             out["pixel_spacing"] = pixel
     (root / "inputs.json").write_text(json.dumps(out, indent=2))
     return out

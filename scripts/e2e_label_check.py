@@ -106,18 +106,28 @@ def check_refused(url: str, image: str, params: dict, must_name: str, must_say: 
     """A bad request: HTTP 4xx whose message names the file, and the server still answers afterwards."""
     reply, _ = infer(url, image, params)
     detail = reply.text
-    check(400 <= reply.status_code < 500, f"bad request '{image}' {params}: HTTP {reply.status_code}, expected 4xx: {detail[:300]}")
+    check(
+        400 <= reply.status_code < 500,
+        f"bad request '{image}' {params}: HTTP {reply.status_code}, expected 4xx: {detail[:300]}",
+    )
     check(must_name in detail, f"bad request '{image}': the message does not name '{must_name}': {detail[:500]}")
-    check(must_say.lower() in detail.lower(), f"bad request '{image}': the message does not say '{must_say}': {detail[:500]}")
+    check(
+        must_say.lower() in detail.lower(),
+        f"bad request '{image}': the message does not say '{must_say}': {detail[:500]}",
+    )
     print(f"    refused as expected: {json.loads(detail).get('detail', detail)[:300]}")
     check(requests.get(f"{url}/info/", timeout=10).status_code == 200, f"the server stopped answering after '{image}'")
 
 
-def main(url: str, inputs: str, img_size: int, spacing: float, timeout: float = 300.0, server_pid: int | None = None) -> None:
+def main(
+    url: str, inputs: str, img_size: int, spacing: float, timeout: float = 300.0, server_pid: int | None = None
+) -> None:
     start = time.monotonic()
     info = wait_for_server(url, timeout, server_pid)
     print(f"  server up after {time.monotonic() - start:.1f} s: {info['name']} {info['version']}")
-    check(MODEL in info["models"], f"/info/ lists no model '{MODEL}' (is the checkpoint there?): {list(info['models'])}")
+    check(
+        MODEL in info["models"], f"/info/ lists no model '{MODEL}' (is the checkpoint there?): {list(info['models'])}"
+    )
     names = {name: i for i, name in enumerate(VERTEBRAE, start=1)}
     check(info["models"][MODEL]["labels"] == names, f"label names {info['models'][MODEL]['labels']}, expected {names}")
     colours = info["models"][MODEL]["label_colors"]
@@ -126,7 +136,9 @@ def main(url: str, inputs: str, img_size: int, spacing: float, timeout: float = 
     # 1. the datastore rule: case0_ap finds case0_la
     reply, first = infer(url, "case0_ap")
     labels = check_labels(load_nifti(reply, "case0 labels"), img_size, spacing, "case0 labels")
-    print(f"    case0 label map {labels.shape}, voxels per label {np.bincount(labels.ravel(), minlength=NUM_SEG_CLASSES).tolist()}")
+    print(
+        f"    case0 label map {labels.shape}, voxels per label {np.bincount(labels.ravel(), minlength=NUM_SEG_CLASSES).tolist()}"
+    )
     reply, _ = infer(url, "case0_ap", output="json")
     check(reply.status_code == 200, f"case0 json: HTTP {reply.status_code}: {reply.text[:300]}")
     params = reply.json()
@@ -140,15 +152,26 @@ def main(url: str, inputs: str, img_size: int, spacing: float, timeout: float = 
     check_geometry(ct_img, img_size, spacing, "case0 CT")
     ct = np.asanyarray(ct_img.dataobj).astype(np.float64)
     lo, hi = HU_WINDOW
-    check(lo - 1e-3 <= ct.min() and ct.max() <= hi + 1e-3, f"CT values {ct.min():.1f}..{ct.max():.1f} HU outside {HU_WINDOW}")
+    check(
+        lo - 1e-3 <= ct.min() and ct.max() <= hi + 1e-3,
+        f"CT values {ct.min():.1f}..{ct.max():.1f} HU outside {HU_WINDOW}",
+    )
     check(ct.max() - ct.min() > 100, f"CT is flat: {ct.min():.1f}..{ct.max():.1f} HU")
     print(f"    case0 CT {ct.shape} in {ct.min():.0f}..{ct.max():.0f} HU")
     # 3. a pair uploaded through the datastore API, then inferred by the naming rule
     root = Path(inputs)
     for view in ("ap", "la"):
         with open(root / f"case1_{view}.dcm", "rb") as f:
-            reply = requests.put(f"{url}/datastore/", params={"image": f"case1_{view}"}, files={"file": (f"case1_{view}.dcm", f)}, timeout=60)
-        check(reply.status_code == 200, f"PUT /datastore/?image=case1_{view}: HTTP {reply.status_code}: {reply.text[:300]}")
+            reply = requests.put(
+                f"{url}/datastore/",
+                params={"image": f"case1_{view}"},
+                files={"file": (f"case1_{view}.dcm", f)},
+                timeout=60,
+            )
+        check(
+            reply.status_code == 200,
+            f"PUT /datastore/?image=case1_{view}: HTTP {reply.status_code}: {reply.text[:300]}",
+        )
     reply, second = infer(url, "case1_ap")
     check_labels(load_nifti(reply, "case1 labels"), img_size, spacing, "case1 labels")
     # 4. the lateral given as the la_image parameter

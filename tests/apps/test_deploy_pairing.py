@@ -43,7 +43,11 @@ def test_picks_the_pair_by_view_position_and_patient_orientation():
         ([AP, _instance("o.dcm", view="LAO")], "oblique", "ViewPosition LAO"),
         ([AP, _instance("x.dcm")], "No lateral radiograph", "no ViewPosition or PatientOrientation"),
         ([_instance("ct.dcm", modality="CT")], "No radiograph in 'study': 1 DICOM instance(s) of modality CT", "DX"),
-        ([AP, _instance("la2.dcm", view="LL", patient="P2")], "different patients (PatientID 'P1' and 'P2')", "la2.dcm"),
+        (
+            [AP, _instance("la2.dcm", view="LL", patient="P2")],
+            "different patients (PatientID 'P1' and 'P2')",
+            "la2.dcm",
+        ),
     ],
 )
 def test_refuses_with_a_message_naming_the_files(datasets, message, named):

@@ -28,7 +28,12 @@ def test_lateral_id(image_id, partner):
 
 @pytest.mark.parametrize(
     "image_id, message",
-    [("case1_la", "is a lateral view"), ("case1", "does not follow"), ("_ap", "does not follow"), ("ap", "does not follow")],
+    [
+        ("case1_la", "is a lateral view"),
+        ("case1", "does not follow"),
+        ("_ap", "does not follow"),
+        ("ap", "does not follow"),
+    ],
 )
 def test_lateral_id_refuses(image_id, message):
     with pytest.raises(ValueError, match=message) as err:

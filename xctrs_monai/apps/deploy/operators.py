@@ -61,7 +61,9 @@ class XrayPairSelectorOperator(Operator):
         ap, la = select_xray_pair(datasets, f"'{self.input_folder}'")
         case_id = str(ap.get("AccessionNumber", "") or ap.get("StudyID", "") or "case").strip() or "case"
         logger.info(f"X-CTRSNet pair: AP '{ap.filename}', lateral '{la.filename}', case '{case_id}'")
-        op_output.emit({"xray_ap": str(ap.filename), "xray_la": str(la.filename), "case_id": case_id, "reference": ap}, "xray_pair")
+        op_output.emit(
+            {"xray_ap": str(ap.filename), "xray_la": str(la.filename), "case_id": case_id, "reference": ap}, "xray_pair"
+        )
 
 
 class XCTRSInferenceOperator(Operator):
