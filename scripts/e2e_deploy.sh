@@ -19,18 +19,8 @@
 # Prints its duration on the last line.
 set -euo pipefail
 
-start=$(date +%s)
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-python=${PYTHON:-python3}
-work=${XCTRS_E2E_DIR:-$root/runs/e2e_apps}
-
-venv=$(scripts/setup_app_env.sh deploy | tail -n 1)
-"$python" scripts/e2e_apps_data.py tiny_model "$work/model" >/dev/null
-"$python" scripts/e2e_apps_data.py radiographs "$work/inputs" >/dev/null
-img_size=$("$python" -c 'import sys, json; print(json.load(open(sys.argv[1]))["img_size"])' "$work/model/tiny.json")
-spacing=$("$python" -c 'import sys, json; print(json.load(open(sys.argv[1]))["spacing"])' "$work/model/tiny.json")
+app=deploy
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_apps_common.sh"
 export XCTRS_CONFIG_FILES="$root/bundle/configs/inference.json,$work/model/tiny.json" XCTRS_DEVICE=cpu
 
 in="$work/inputs"

@@ -18,18 +18,8 @@
 # 5. stops the server. Prints its duration on the last line.
 set -euo pipefail
 
-start=$(date +%s)
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-python=${PYTHON:-python3}
-work=${XCTRS_E2E_DIR:-$root/runs/e2e_apps}
-
-venv=$(scripts/setup_app_env.sh label | tail -n 1)
-"$python" scripts/e2e_apps_data.py tiny_model "$work/model" >/dev/null
-"$python" scripts/e2e_apps_data.py radiographs "$work/inputs" >/dev/null
-img_size=$("$python" -c 'import sys, json; print(json.load(open(sys.argv[1]))["img_size"])' "$work/model/tiny.json")
-spacing=$("$python" -c 'import sys, json; print(json.load(open(sys.argv[1]))["spacing"])' "$work/model/tiny.json")
+app=label
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_apps_common.sh"
 
 datastore="$work/label_datastore"
 rm -rf "$datastore"
