@@ -57,7 +57,12 @@ def test_requirements_and_version():
     meta = json.loads(Path(META).read_text())
     required = meta["required_packages_version"]
     assert required["xctrs-monai"] == xctrs_monai.__version__  # one version, read by setuptools too
-    assert meta["supported_apps"] == {"xctrs-infer": xctrs_monai.__version__}
+    apps = meta["supported_apps"]
+    assert apps.pop("xctrs-infer") == xctrs_monai.__version__
+    # the app SDKs at the versions their environments pin (integrations/*/requirements*.txt)
+    files = (REPO / "integrations/monailabel/requirements-nodeps.txt", REPO / "integrations/deploy/requirements.txt")
+    pins = [p for f in files for p in f.read_text().split() if p.startswith(("monailabel==", "monai-deploy-app-sdk=="))]
+    assert apps == dict(p.split("==") for p in pins)
     assert "numpy" not in required and "torch" not in required  # given once, as numpy_version/pytorch_version
     # the zoo's CI pins numpy_version exactly on Python 3.10; numpy 2.3 dropped Python 3.10
     assert Version(meta["numpy_version"]) < Version("2.3")

@@ -69,7 +69,10 @@ def _spacing_tag(ds, tag: str) -> tuple[float, float] | None:
 def _read_dicom(path: Path, apply_voi: bool) -> XrayImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    try:
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:  # pydicom 2 (pyproject allows >= 2.4; the MONAI Label environment pins 2.4.4)
+        from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
 
     try:
         ds = pydicom.dcmread(path)
