@@ -189,6 +189,7 @@ def main(
     psnr_tag: str = "val_psnr_eq18",
     ssim_tag: str = "val_ssim_eq17",
     prior_prefix: str = "prior_",
+    title: str | None = None,
 ) -> None:
     """Draw validation mean Dice, PSNR and SSIM per epoch of the run in ``log_dir``, with the prior as a line.
 
@@ -199,12 +200,13 @@ def main(
         psnr_tag: PSNR scalar. Defaults to ``"val_psnr_eq18"`` (Eq. 18); ``"val_psnr"`` is MONAI's.
         ssim_tag: SSIM scalar. Defaults to ``"val_ssim_eq17"`` (Eq. 17); ``"val_ssim"`` is MONAI's windowed one.
         prior_prefix: prefix of the prior's scalars. Defaults to ``"prior_"``.
+        title: the line above the panels. Defaults to ``"validation of <log_dir>"``.
 
     Prints the PNG path and, per panel, the last and best model value and the prior's value.
     """
     args = {"dice_tag": dice_tag, "psnr_tag": psnr_tag, "ssim_tag": ssim_tag}
     curves = read_curves(log_dir, {panel: args[key] for key, panel, _ in PANELS}, prior_prefix)
-    path = draw_curves(curves, out, title=f"validation of {os.path.abspath(log_dir)}")
+    path = draw_curves(curves, out, title=title or f"validation of {os.path.abspath(log_dir)}")
     print(f"learning curve: {path}")
     for panel, curve in curves.items():
         scale = next(s for _, p, s in PANELS if p == panel)

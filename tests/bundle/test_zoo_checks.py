@@ -68,9 +68,13 @@ def test_requirements_and_version():
     assert Version(meta["numpy_version"]) < Version("2.3")
     pyproject = (REPO / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in pyproject and 'attr = "xctrs_monai.__version__"' in pyproject
-    # measured figures, each named after the configuration that produced it
-    assert meta["eval_metrics"] and all("quick_demo" in k for k in meta["eval_metrics"])
-    assert all(isinstance(v, (int, float)) for v in meta["eval_metrics"].values())
+    # measured figures, each named after the configuration that produced it, the prior's beside the model's
+    metrics = meta["eval_metrics"]
+    assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
+    for key in metrics:
+        config = {"quick_demo": "quick.json", "cpu_json": "cpu.json"}[key.split("_fold")[0]]
+        assert (CONFIGS / config).is_file(), key
+        assert key.replace("_model_", "_prior_") in metrics and key.replace("_prior_", "_model_") in metrics, key
 
 
 def test_bundle_files():
